@@ -1,0 +1,79 @@
+"""CLI commands: one module per command, registered with @command. Heavy imports (torch, onnx, rich)
+happen inside the command's run function, so `archspec check` starts fast."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import SpecError
+
+COMMANDS: dict[str, "Command"] = {}
+
+
+@dataclass
+class Command:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int | None]
+
+
+def command(name: str, help: str, configure: Callable[[argparse.ArgumentParser], None]):
+    """Decorator for a command's run function: `@command("check", "...", configure)`."""
+    def wrap(run):
+        COMMANDS[name] = Command(name, help, configure, run)
+        return run
+    return wrap
+
+
+def discover() -> dict[str, Command]:
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+    return COMMANDS
+
+
+# ---- options shared by the commands ----
+
+def add_spec_args(p: argparse.ArgumentParser, many: bool = False) -> None:
+    p.add_argument("spec", nargs="+" if many else None, help="a zoo name (resnet50) or a path to a .arch file")
+    p.add_argument("--variant", help="the variant to build, for a family file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a parameter (repeatable): --set width=1.2")
+
+
+def add_format_arg(p: argparse.ArgumentParser, choices=("table", "json", "md")) -> None:
+    p.add_argument("--format", choices=choices, default=choices[0], help="output format")
+
+
+def parse_value(text: str):
+    """A --set value: number (with _ and K/M/G), true/false, [list], or else a string."""
+    from ..expressions import parse_number
+    t = text.strip()
+    if t in ("true", "false"):
+        return t == "true"
+    if t.startswith("[") and t.endswith("]"):
+        inner = t[1:-1].strip()
+        return [parse_value(x) for x in inner.split(",")] if inner else []
+    try:
+        return parse_number(t.lstrip("-")) * (-1 if t.startswith("-") else 1)
+    except (ValueError, IndexError):
+        return t.strip("\"'")
+
+
+def parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SpecError(f"--set expects KEY=VALUE, got '{item}'", hint="for example --set width=1.2")
+        key, value = item.split("=", 1)
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def load_spec(args: argparse.Namespace, spec: str | None = None):
+    from ..loader import load
+    return load(spec if spec is not None else args.spec, variant=args.variant, **parse_overrides(args.overrides))

@@ -1,0 +1,51 @@
+"""archspec check: load and validate specs (every variant of a family file, every file of a folder)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from . import add_spec_args, command, parse_overrides
+from ..errors import SpecError
+
+
+def configure(p):
+    add_spec_args(p, many=True)
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+
+
+def targets(spec: str, variant: str | None) -> list[tuple[str, str | None]]:
+    """(spec, variant) pairs to check: a folder means its .arch files; a family file means all its variants."""
+    from .. import zoo
+    path = Path(spec)
+    if path.is_dir():
+        return [t for f in sorted(path.rglob("*.arch")) for t in targets(str(f), variant)]
+    if path.suffix == ".arch" and path.is_file() and variant is None:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        variants = zoo._VARIANT.findall(text)
+        if variants:
+            return [(spec, v) for v in variants]
+    return [(spec, variant)]
+
+
+@command("check", "Load and validate specs; exit non-zero on any error or broken budget.", configure)
+def run(args) -> int:
+    from ..loader import load
+    overrides = parse_overrides(args.overrides)
+    failed = 0
+    checked = 0
+    for spec in args.spec:
+        for target, variant in targets(spec, args.variant):
+            checked += 1
+            label = f"{target}" + (f" [{variant}]" if variant else "")
+            try:
+                arch = load(target, variant=variant, **overrides)
+            except SpecError as exc:
+                failed += 1
+                print(exc.render(), file=sys.stderr)
+                print(f"FAIL {label}", file=sys.stderr)
+                continue
+            if not args.quiet:
+                print(f"ok   {label}: {len(arch.nodes)} nodes, output {list(arch.node(arch.outputs[0].node).shape)}")
+    if checked > 1 and not args.quiet:
+        print(f"{checked - failed} of {checked} specs ok")
+    return 1 if failed else 0

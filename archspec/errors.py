@@ -1,0 +1,94 @@
+"""Source spans and the one error type of the language: every problem names file:line:col."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Pos:
+    """A position in a spec file (1-based line and column)."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int = 0
+    end_col: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass
+class Diagnostic:
+    message: str
+    pos: Pos | None = None
+    hint: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def render(self, sources: dict[str, str] | None = None) -> str:
+        """Render like a compiler: message, location, the line, a caret, the hint."""
+        out = [f"error: {self.message}"]
+        if self.pos is not None:
+            out.append(f"  --> {self.pos}")
+            text = (sources or {}).get(self.pos.file)
+            if text is None:
+                text = _read_quietly(self.pos.file)
+            lines = text.splitlines() if text else []
+            if 1 <= self.pos.line <= len(lines):
+                src = lines[self.pos.line - 1].expandtabs(1)
+                gutter = str(self.pos.line)
+                width = 1
+                if self.pos.end_line == self.pos.line and self.pos.end_col > self.pos.col:
+                    width = self.pos.end_col - self.pos.col
+                width = max(1, min(width, len(src) - self.pos.col + 1))
+                out.append(f"{' ' * len(gutter)} |")
+                out.append(f"{gutter} | {src}")
+                out.append(f"{' ' * len(gutter)} | {' ' * (self.pos.col - 1)}{'^' * width}")
+        for note in self.notes:
+            out.append(f"  = note: {note}")
+        if self.hint:
+            out.append(f"  = hint: {self.hint}")
+        return "\n".join(out)
+
+
+def _read_quietly(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+class SpecError(Exception):
+    """One or more problems in a spec, each with its position. The only error archspec raises for bad input."""
+
+    def __init__(self, diagnostics: list[Diagnostic] | Diagnostic | str, pos: Pos | None = None, hint: str | None = None):
+        if isinstance(diagnostics, str):
+            diagnostics = [Diagnostic(diagnostics, pos, hint)]
+        elif isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics: list[Diagnostic] = list(diagnostics)
+        self.sources: dict[str, str] = {}
+        super().__init__(self.render())
+
+    @property
+    def first(self) -> Diagnostic:
+        return self.diagnostics[0]
+
+    def render(self) -> str:
+        text = "\n\n".join(d.render(self.sources) for d in self.diagnostics)
+        if len(self.diagnostics) > 1:
+            text += f"\n\n{len(self.diagnostics)} errors"
+        return text
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def did_you_mean(name: str, candidates) -> str | None:
+    """A 'did you mean' hint for a misspelt name, or None."""
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
+    if not close:
+        return None
+    return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"

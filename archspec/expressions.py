@@ -1,0 +1,397 @@
+"""Expression evaluation: a small, closed, Python-like arithmetic. No attribute of a Python object,
+no import, no I/O is reachable from a spec: names resolve only to spec values and the builtins below."""
+from __future__ import annotations
+
+import math
+import operator
+
+from lark import Token, Tree
+
+from .errors import Pos
+from .limits import Limits
+from .parser import pos_of
+from .values import Builtin, ShapeView, Tensor, type_name
+
+
+class EvalError(Exception):
+    """An error at a spec position (the tree or token it came from); the lowering adds the file."""
+
+    def __init__(self, message: str, where=None, hint: str | None = None):
+        super().__init__(message)
+        self.where = where
+        self.hint = hint
+
+
+_SUFFIX = {"K": 10**3, "M": 10**6, "G": 10**9}
+
+
+def parse_number(text: str):
+    text = text.replace("_", "")
+    mult = 1
+    if text[-1] in _SUFFIX:
+        mult, text = _SUFFIX[text[-1]], text[:-1]
+    if any(c in text for c in ".eE"):
+        v = float(text) * mult
+        return int(v) if mult != 1 and v.is_integer() else v
+    return int(text) * mult
+
+
+def make_divisible(v, divisor=8, min_value=None):
+    """torchvision's rule: the nearest multiple of divisor, never below min_value nor 90% of v."""
+    if min_value is None:
+        min_value = divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+def _num(v, what):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"{what} expects a number, got {type_name(v)}")
+    return v
+
+
+def _round(v, ndigits=None):
+    _num(v, "round()")
+    return round(v) if ndigits is None else round(v, ndigits)
+
+
+def _int(v):
+    if isinstance(v, str):
+        raise TypeError("int() of a string is not supported")
+    return int(_num(v, "int()"))
+
+
+class ExprEvaluator:
+    """Evaluates expression trees against a name lookup. One method per grammar rule."""
+
+    def __init__(self, file: str, limits: Limits):
+        self.file = file
+        self.limits = limits
+        self.builtins = {
+            "min": Builtin("min", self._minmax(min)), "max": Builtin("max", self._minmax(max)),
+            "abs": Builtin("abs", lambda v: abs(_num(v, "abs()"))),
+            "ceil": Builtin("ceil", lambda v: math.ceil(_num(v, "ceil()"))),
+            "floor": Builtin("floor", lambda v: math.floor(_num(v, "floor()"))),
+            "round": Builtin("round", _round), "int": Builtin("int", _int),
+            "float": Builtin("float", lambda v: float(_num(v, "float()"))),
+            "len": Builtin("len", self._len), "sum": Builtin("sum", self._sum),
+            "range": Builtin("range", self._range), "enumerate": Builtin("enumerate", self._enumerate),
+            "zip": Builtin("zip", self._zip), "make_divisible": Builtin("make_divisible", self._make_divisible),
+        }
+
+    # ---- entry point ----
+    def eval(self, tree, scope, depth: int = 0):
+        if depth > self.limits.max_expr_depth:
+            raise EvalError(f"expression nested deeper than {self.limits.max_expr_depth} levels", tree,
+                            "split it into named parts")
+        if isinstance(tree, Token):  # NAME tokens only reach here through `var`
+            raise EvalError(f"unexpected {tree.value!r}", tree)
+        method = getattr(self, "e_" + tree.data, None)
+        if method is None:
+            raise EvalError(f"'{tree.data}' is not an expression", tree)
+        return method(tree, scope, depth + 1)
+
+    def pos(self, item) -> Pos:
+        return pos_of(item, self.file)
+
+    # ---- atoms ----
+    def e_number(self, t, scope, d):
+        v = parse_number(t.children[0].value)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise EvalError("number out of range", t)
+        return self._check_int(v, t)
+
+    def e_string(self, t, scope, d):
+        return t.children[0].value[1:-1]
+
+    def e_true(self, t, scope, d):
+        return True
+
+    def e_false(self, t, scope, d):
+        return False
+
+    def e_var(self, t, scope, d):
+        return scope.lookup(t.children[0])
+
+    def e_input_ref(self, t, scope, d):
+        return scope.input_view(t)
+
+    def e_list(self, t, scope, d):
+        return [self.eval(c, scope, d) for c in t.children if c is not None]
+
+    def e_tuple(self, t, scope, d):
+        return tuple(self.eval(c, scope, d) for c in t.children if c is not None)
+
+    def e_listcomp(self, t, scope, d):
+        expr, targets, iterable, cond = t.children
+        out = []
+        for item in self._iterate(self.eval(iterable, scope, d), iterable):
+            inner = scope.child()
+            bind_targets(targets, item, inner)
+            if cond is None or self._truth(self.eval(cond, inner, d), cond):
+                out.append(self.eval(expr, inner, d))
+                if len(out) > self.limits.max_sequence:
+                    raise EvalError(f"list longer than {self.limits.max_sequence} items", t)
+        return out
+
+    # ---- postfix ----
+    def e_attr(self, t, scope, d):
+        base = self.eval(t.children[0], scope, d)
+        name = t.children[1].value
+        if isinstance(base, ShapeView):
+            try:
+                return base.attr(name)
+            except KeyError:
+                from .errors import did_you_mean
+                raise EvalError(f"a tensor of shape {list(base.shape)} has no '{name}'", t.children[1],
+                                did_you_mean(name, base.attr_names()) or "use channels, height, width or shape") from None
+        if isinstance(base, Tensor):
+            if base.shape is None:
+                raise _Poisoned()
+            return ShapeView(base.shape).attr(name)
+        raise EvalError(f"a {type_name(base)} has no attribute '{name}'", t.children[1],
+                        "only the incoming tensor has attributes: in.channels, in.height, in.width")
+
+    def e_index(self, t, scope, d):
+        base = self.eval(t.children[0], scope, d)
+        sub = t.children[1]
+        if isinstance(sub, Tree) and sub.data == "slice":
+            lo, hi = (None if c is None else self.eval(c, scope, d) for c in sub.children)
+            for v in (lo, hi):
+                if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                    raise EvalError(f"slice bounds must be integers, got {type_name(v)}", sub)
+            if not isinstance(base, (list, tuple, str)):
+                raise EvalError(f"cannot slice a {type_name(base)}", t)
+            return base[lo:hi]
+        idx = self.eval(sub, scope, d)
+        if not isinstance(base, (list, tuple, str)):
+            raise EvalError(f"cannot index a {type_name(base)}", t)
+        if isinstance(idx, bool) or not isinstance(idx, int):
+            raise EvalError(f"an index must be an integer, got {type_name(idx)}", sub)
+        if not -len(base) <= idx < len(base):
+            raise EvalError(f"index {idx} is out of range for a list of {len(base)} items", sub)
+        return base[idx]
+
+    def e_call(self, t, scope, d):
+        fn = self.eval(t.children[0], scope, d)
+        args, kwargs = self.eval_args(t.children[1], scope, d)
+        if not isinstance(fn, Builtin):
+            raise EvalError(f"a {type_name(fn)} cannot be called inside an expression", t,
+                            "layers and blocks are statements of their own line")
+        try:
+            return self._check_int(fn.fn(*args, **kwargs), t)
+        except EvalError:
+            raise
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
+            raise EvalError(f"{fn.name}(): {_plain(exc)}", t) from None
+
+    def eval_args(self, args_tree, scope, d=0):
+        args, kwargs = [], {}
+        if args_tree is None:
+            return args, kwargs
+        for a in args_tree.children:
+            if a is None:
+                continue
+            if isinstance(a, Tree) and a.data == "kwarg":
+                key = a.children[0].value
+                if key in kwargs:
+                    raise EvalError(f"argument '{key}' given twice", a.children[0])
+                kwargs[key] = self.eval(a.children[1], scope, d)
+            else:
+                if kwargs:
+                    raise EvalError("a positional argument follows a keyword argument", a)
+                args.append(self.eval(a, scope, d))
+        return args, kwargs
+
+    # ---- operators ----
+    def _binary(self, t, scope, d, fn, sym):
+        a = self.eval(t.children[0], scope, d)
+        b = self.eval(t.children[1], scope, d)
+        if sym == "+" and isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            return self._check_len(list(a) + list(b), t)
+        if sym == "*" and (isinstance(a, (list, str)) or isinstance(b, (list, str))):
+            seq, n = (a, b) if isinstance(a, (list, str)) else (b, a)
+            if isinstance(n, bool) or not isinstance(n, int):
+                raise EvalError(f"cannot multiply a {type_name(seq)} by a {type_name(n)}", t)
+            if len(seq) * max(n, 0) > self.limits.max_sequence:
+                raise EvalError(f"list longer than {self.limits.max_sequence} items", t)
+            return seq * n
+        if sym == "+" and isinstance(a, str) and isinstance(b, str):
+            return self._check_len(a + b, t)
+        for v in (a, b):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise EvalError(f"unsupported operand for '{sym}': {type_name(a)} and {type_name(b)}", t)
+        if sym == "**":
+            self._check_pow(a, b, t)
+        try:
+            out = fn(a, b)
+        except ZeroDivisionError:
+            raise EvalError("division by zero", t) from None
+        except OverflowError:
+            raise EvalError("number out of range", t) from None
+        if isinstance(out, complex):
+            raise EvalError("the result is not a real number", t)
+        return self._check_int(out, t)
+
+    def e_add(self, t, s, d):
+        return self._binary(t, s, d, operator.add, "+")
+
+    def e_sub(self, t, s, d):
+        return self._binary(t, s, d, operator.sub, "-")
+
+    def e_mul(self, t, s, d):
+        return self._binary(t, s, d, operator.mul, "*")
+
+    def e_truediv(self, t, s, d):
+        return self._binary(t, s, d, operator.truediv, "/")
+
+    def e_floordiv(self, t, s, d):
+        return self._binary(t, s, d, operator.floordiv, "//")
+
+    def e_mod(self, t, s, d):
+        return self._binary(t, s, d, operator.mod, "%")
+
+    def e_pow(self, t, s, d):
+        return self._binary(t, s, d, operator.pow, "**")
+
+    def e_neg(self, t, s, d):
+        v = self.eval(t.children[0], s, d)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise EvalError(f"cannot negate a {type_name(v)}", t)
+        return -v
+
+    def e_pos(self, t, s, d):
+        v = self.eval(t.children[0], s, d)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise EvalError(f"unary '+' needs a number, got {type_name(v)}", t)
+        return v
+
+    def e_compare(self, t, s, d):
+        a = self.eval(t.children[0], s, d)
+        b = self.eval(t.children[2], s, d)
+        op = t.children[1].value
+        if op in ("==", "!="):
+            eq = a == b and type_name(a) == type_name(b) or (
+                isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool)
+                and not isinstance(b, bool) and a == b)
+            return eq if op == "==" else not eq
+        ok = (all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+              or (isinstance(a, str) and isinstance(b, str)))
+        if not ok:
+            raise EvalError(f"cannot compare {type_name(a)} and {type_name(b)} with '{op}'", t)
+        return {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}[op](a, b)
+
+    def e_not_(self, t, s, d):
+        return not self._truth(self.eval(t.children[0], s, d), t)
+
+    def e_and_(self, t, s, d):
+        return self._truth(self.eval(t.children[0], s, d), t) and self._truth(self.eval(t.children[1], s, d), t)
+
+    def e_or_(self, t, s, d):
+        return self._truth(self.eval(t.children[0], s, d), t) or self._truth(self.eval(t.children[1], s, d), t)
+
+    def e_ifexp(self, t, s, d):
+        then, cond, other = t.children
+        return self.eval(then, s, d) if self._truth(self.eval(cond, s, d), cond) else self.eval(other, s, d)
+
+    # ---- helpers ----
+    def _truth(self, v, where) -> bool:
+        if isinstance(v, (bool, int, float, str, list, tuple)):
+            return bool(v)
+        raise EvalError(f"a {type_name(v)} is neither true nor false", where)
+
+    def _check_int(self, v, where):
+        if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > self.limits.max_int_bits:
+            raise EvalError(f"integer larger than 2**{self.limits.max_int_bits}", where,
+                            "sizes this large cannot describe a network")
+        if isinstance(v, (list, tuple, str)):
+            self._check_len(v, where)
+        return v
+
+    def _check_len(self, v, where):
+        if len(v) > self.limits.max_sequence:
+            raise EvalError(f"list longer than {self.limits.max_sequence} items", where)
+        return v
+
+    def _check_pow(self, a, b, where):
+        # Decide from the sizes before computing: 2 ** 10 ** 9 must fail at once, not hang.
+        if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1:
+            if b * math.log2(abs(a)) > self.limits.max_int_bits:
+                raise EvalError(f"integer larger than 2**{self.limits.max_int_bits}", where,
+                                "sizes this large cannot describe a network")
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(b) > 10**6 and abs(a) != 1:
+            raise EvalError("exponent out of range", where)
+
+    def _iterate(self, v, where):
+        if isinstance(v, (list, tuple, str)):
+            return v
+        raise EvalError(f"cannot loop over a {type_name(v)}", where, "loop over a list, range(n) or enumerate(list)")
+
+    # builtins that need the limits
+    def _minmax(self, fn):
+        def call(*args):
+            items = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else args
+            if not items:
+                raise ValueError("needs at least one value")
+            for v in items:
+                _num(v, "min()/max()")
+            return fn(items)
+        return call
+
+    def _len(self, v):
+        if not isinstance(v, (list, tuple, str)):
+            raise TypeError(f"len() of a {type_name(v)}")
+        return len(v)
+
+    def _sum(self, v):
+        if not isinstance(v, (list, tuple)):
+            raise TypeError(f"sum() of a {type_name(v)}")
+        return sum(_num(x, "sum()") for x in v)
+
+    def _range(self, *args):
+        for v in args:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"range() expects integers, got {type_name(v)}")
+        r = range(*args)
+        if len(r) > self.limits.max_sequence:
+            raise ValueError(f"range of {len(r)} items is longer than the limit of {self.limits.max_sequence}")
+        return list(r)
+
+    def _enumerate(self, v, start=0):
+        if not isinstance(v, (list, tuple)):
+            raise TypeError(f"enumerate() of a {type_name(v)}")
+        return [(i + start, x) for i, x in enumerate(v)]
+
+    def _zip(self, *seqs):
+        if not all(isinstance(s, (list, tuple)) for s in seqs):
+            raise TypeError("zip() expects lists")
+        return [tuple(x) for x in zip(*seqs)]
+
+    def _make_divisible(self, v, divisor=8, min_value=None):
+        _num(v, "make_divisible()")
+        if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
+            raise ValueError("the divisor must be a positive integer")
+        return make_divisible(v, divisor, min_value)
+
+
+class _Poisoned(Exception):
+    """Raised when an expression reads the shape of a tensor whose shape is unknown after an earlier error."""
+
+
+def bind_targets(targets_tree, value, scope):
+    names = [tok for tok in targets_tree.children]
+    if len(names) == 1:
+        scope.set(names[0].value, value)
+        return
+    if not isinstance(value, (list, tuple)) or len(value) != len(names):
+        n = len(value) if isinstance(value, (list, tuple)) else 1
+        raise EvalError(f"cannot unpack {n} value{'s' if n != 1 else ''} into {len(names)} names", targets_tree,
+                        "each row of the table must have one value per loop variable")
+    for tok, v in zip(names, value):
+        scope.set(tok.value, v)
+
+
+def _plain(exc: Exception) -> str:
+    return str(exc).replace("'", "'")

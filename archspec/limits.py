@@ -1,0 +1,21 @@
+"""Resource limits for loading a spec: every one is checked before the work it bounds is done."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int = 1_000_000          # one .arch file
+    max_use_depth: int = 8                   # use -> use -> ... chains
+    max_nodes: int = 200_000                 # nodes after expanding repeats and loops
+    max_call_depth: int = 64                 # nesting of block calls
+    max_expr_depth: int = 100                # nesting of an expression's parse tree
+    max_int_bits: int = 256                  # magnitude of any integer a spec computes
+    max_sequence: int = 1_000_000            # length of a list, range or string a spec builds
+    max_params: int = 100_000_000_000        # trainable parameters of the built network
+    max_activation_bytes: int = 1 << 40      # float32 activation memory for one sample
+    max_errors: int = 50                     # diagnostics reported before stopping
+
+
+DEFAULT_LIMITS = Limits()

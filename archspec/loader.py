@@ -1,0 +1,50 @@
+"""archspec.load: a zoo name or a path, a variant and parameter overrides -> a validated Architecture."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import Diagnostic, SpecError, did_you_mean
+from .ir import Architecture
+from .limits import DEFAULT_LIMITS, Limits
+from .lower import lower, read_module
+from . import zoo
+
+
+def resolve(name_or_path: str | Path, variant: str | None = None) -> tuple[Path, str | None]:
+    """A zoo name ('resnet50') or a path to a .arch file -> (file, variant)."""
+    text = str(name_or_path)
+    looks_like_path = isinstance(name_or_path, Path) or text.endswith(".arch") or "/" in text or "\\" in text
+    if not looks_like_path:
+        entry = zoo.entries().get(text)
+        if entry is None:
+            raise SpecError(Diagnostic(f"no zoo model or file named '{text}'", None,
+                                       did_you_mean(text, zoo.names()) or "run 'archspec list' for the zoo's names, "
+                                       "or give a path to a .arch file"))
+        if variant is not None and variant != (entry.variant or entry.name):
+            raise SpecError(Diagnostic(f"'{text}' is itself a variant; do not also ask for '{variant}'", None,
+                                       f"load '{variant}' instead"))
+        return entry.path, entry.variant
+    path = Path(text)
+    if not path.is_file():
+        raise SpecError(Diagnostic(f"no such spec file: {text}", None, "check the path"))
+    return path, variant
+
+
+def load(name_or_path: str | Path, variant: str | None = None, *, limits: Limits = DEFAULT_LIMITS,
+         **params) -> Architecture:
+    """Load and validate a spec: a zoo name or a .arch path, an optional variant, parameter overrides.
+
+    Raises SpecError listing every problem with its file:line:col."""
+    path, variant = resolve(name_or_path, variant)
+    root = path.resolve().parent
+    errors: list[Diagnostic] = []
+    module = read_module(path, root, limits, errors)
+    arch = None
+    if module is not None and not errors:
+        arch = lower(module, variant, params, limits, errors)
+    if errors or arch is None:
+        exc = SpecError(errors or [Diagnostic("the spec could not be loaded", None)])
+        if module is not None:
+            exc.sources[module.file] = module.text
+        raise exc
+    return arch

@@ -1,0 +1,853 @@
+"""Parse tree -> IR. Evaluates parameters, variants, blocks, loops and merges, names every node by
+its scope, infers every shape, and collects every error of the spec with its position."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lark import Token, Tree
+from pydantic import ValidationError
+
+from . import ops as op_table
+from .errors import Diagnostic, Pos, SpecError, did_you_mean
+from .expressions import EvalError, ExprEvaluator, _Poisoned, bind_targets
+from .ir import INIT_SCHEMES, Architecture, Budget, Input, Node, Output, Scope, Span
+from .limits import Limits
+from .parser import parse, pos_of
+from .values import BlockValue, OpValue, ShapeView, Tensor, type_name
+
+KEYWORDS = {"in", "if", "else", "for", "repeat", "as", "residual", "shortcut", "dense", "gate", "branch",
+            "save", "from", "output", "budget", "true", "false", "and", "or", "not", "block", "network",
+            "param", "variant", "input", "use", "arch", "init"}
+BUDGET_METRICS = ("params", "macs", "flops", "memory", "buffers")
+
+
+# --------------------------------------------------------------------------- files and modules
+
+@dataclass
+class SpecModule:
+    """One parsed .arch file: its declarations, not yet evaluated."""
+
+    path: Path
+    file: str                      # the name used in positions
+    text: str
+    arch: str | None = None
+    params: dict[str, tuple[Any, Pos]] = field(default_factory=dict)
+    variants: dict[str, tuple[list[tuple[Token, Any]], Pos]] = field(default_factory=dict)
+    blocks: dict[str, BlockValue] = field(default_factory=dict)
+    inputs: list[tuple[Token, Any]] = field(default_factory=list)
+    network: Any = None
+    network_pos: Pos | None = None
+    budgets: list[Tree] = field(default_factory=list)
+    inits: list[Tree] = field(default_factory=list)
+
+
+def display_name(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def read_module(path: Path, root: Path, limits: Limits, errors: list[Diagnostic], stack: tuple[Path, ...] = (),
+                use_pos: Pos | None = None) -> SpecModule | None:
+    """Read, parse and index a spec file and, recursively, the files it `use`s."""
+    file = display_name(path)
+    try:
+        size = path.stat().st_size
+        if size > limits.max_file_bytes:
+            errors.append(Diagnostic(f"spec file is {size} bytes, over the limit of {limits.max_file_bytes}",
+                                     use_pos or Pos(file, 1, 1), "split it, or raise Limits.max_file_bytes"))
+            return None
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        errors.append(Diagnostic("spec file is not valid UTF-8 text", use_pos or Pos(file, 1, 1)))
+        return None
+    except OSError as exc:
+        errors.append(Diagnostic(f"cannot read spec file '{file}': {exc.strerror or exc}", use_pos))
+        return None
+    if "\x00" in text:
+        errors.append(Diagnostic("spec file contains NUL bytes: it is not a text file", Pos(file, 1, 1)))
+        return None
+    try:
+        tree = parse(text, file)
+    except SpecError as exc:
+        errors.extend(exc.diagnostics)
+        return None
+    mod = SpecModule(path=path, file=file, text=text)
+    for item in tree.children:
+        _index_item(mod, item, errors)
+    for item in tree.children:
+        if item.data == "use_decl":
+            _resolve_use(mod, item, root, limits, errors, stack + (path.resolve(),))
+    return mod
+
+
+def _index_item(mod: SpecModule, item: Tree, errors: list[Diagnostic]) -> None:
+    p = lambda x: pos_of(x, mod.file)  # noqa: E731
+    kind = item.data
+    if kind == "arch_decl":
+        mod.arch = item.children[0].value
+    elif kind == "param_decl":
+        name, expr = item.children
+        if name.value in mod.params:
+            errors.append(Diagnostic(f"parameter '{name}' declared twice", p(name),
+                                     f"first declared at {mod.params[name.value][1]}"))
+        mod.params[name.value] = (expr, p(name))
+    elif kind == "input_decl":
+        mod.inputs.append((item.children[0], item.children[1]))
+    elif kind == "variant_decl":
+        name, *assigns = item.children
+        if name.value in mod.variants:
+            errors.append(Diagnostic(f"variant '{name}' declared twice", p(name)))
+        mod.variants[name.value] = ([(a.children[0], a.children[1]) for a in assigns], p(name))
+    elif kind == "block_decl":
+        name, params_tree, body = item.children
+        params = []
+        seen_default = False
+        for prm in (params_tree.children if params_tree is not None else []):
+            if prm is None:
+                continue
+            pname, default = prm.children
+            if default is None and seen_default:
+                errors.append(Diagnostic(f"parameter '{pname}' without a default follows one with a default", p(pname)))
+            seen_default |= default is not None
+            if any(pname.value == q for q, _ in params):
+                errors.append(Diagnostic(f"block parameter '{pname}' declared twice", p(pname)))
+            params.append((pname.value, default))
+        if name.value in op_table.REGISTRY:
+            errors.append(Diagnostic(f"block '{name}' has the name of an op", p(name), "choose another name"))
+        elif name.value in mod.blocks:
+            errors.append(Diagnostic(f"block '{name}' defined twice", p(name),
+                                     f"first defined at {mod.blocks[name.value].pos}"))
+        mod.blocks[name.value] = BlockValue(name.value, tuple(params), body, mod, p(name))
+    elif kind == "network_decl":
+        if mod.network is not None:
+            errors.append(Diagnostic("a spec has one network", pos_of(item, mod.file), f"the first is at {mod.network_pos}"))
+        mod.network, mod.network_pos = item.children[0], pos_of(item, mod.file)
+    elif kind == "budget_stmt":
+        mod.budgets.append(item)
+    elif kind == "init_decl":
+        mod.inits.append(item)
+
+
+def _resolve_use(mod: SpecModule, item: Tree, root: Path, limits: Limits, errors: list[Diagnostic], stack) -> None:
+    tok = item.children[0]
+    where = pos_of(tok, mod.file)
+    rel = tok.value[1:-1]
+    hint = "use a relative path to a .arch file inside the spec's folder"
+    if not rel or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
+        errors.append(Diagnostic(f"use of an absolute path '{rel}' is not allowed", where, hint))
+        return
+    if not rel.endswith(".arch"):
+        errors.append(Diagnostic(f"use of '{rel}': only .arch files can be used", where, hint))
+        return
+    target = (mod.path.parent / rel).resolve()  # resolves symlinks too: a link out of the tree is refused
+    if not target.is_relative_to(root):
+        errors.append(Diagnostic(f"use of '{rel}' leaves the spec's directory tree ({display_name(root)})", where, hint))
+        return
+    if target in stack:
+        errors.append(Diagnostic(f"use of '{rel}' is circular", where, "a file cannot use itself, directly or not"))
+        return
+    if len(stack) > limits.max_use_depth:
+        errors.append(Diagnostic(f"use chain deeper than {limits.max_use_depth} files", where))
+        return
+    if not target.is_file():
+        errors.append(Diagnostic(f"use of '{rel}': no such file", where, hint))
+        return
+    used = read_module(target, root, limits, errors, stack, where)
+    if used is None:
+        return
+    for name, block in used.blocks.items():
+        if name in mod.blocks and mod.blocks[name] is not block:
+            errors.append(Diagnostic(f"block '{name}' from '{rel}' clashes with a block of the same name", where,
+                                     f"the other is defined at {mod.blocks[name].pos}"))
+        else:
+            mod.blocks.setdefault(name, block)
+
+
+# --------------------------------------------------------------------------- name resolution
+
+class Frame:
+    """Local bindings of one block call (or the network body). Loops and ifs share their frame, as in Python."""
+
+    def __init__(self, lowerer: "Lowerer", module: SpecModule, globals_: "Globals", input_tensor: Tensor | None,
+                 parent: "Frame | None" = None):
+        self.vars: dict[str, Any] = {}
+        self.low, self.module, self.globals, self.input = lowerer, module, globals_, input_tensor
+        self.parent = parent
+
+    def child(self) -> "Frame":  # a list comprehension's own scope
+        f = Frame(self.low, self.module, self.globals, self.input, self)
+        return f
+
+    def set(self, name: str, value) -> None:
+        self.vars[name] = value
+
+    def lookup(self, tok: Token):
+        name = tok.value
+        f = self
+        while f is not None:
+            if name in f.vars:
+                return f.vars[name]
+            f = f.parent
+        return self.globals.lookup(tok, self)
+
+    def input_view(self, where):
+        if self.input is None:
+            raise EvalError("'in' is only available inside a network or block", where)
+        if self.input.shape is None:
+            raise _Poisoned()
+        return ShapeView(self.input.shape)
+
+    def names(self):
+        f, out = self, set()
+        while f is not None:
+            out |= set(f.vars)
+            f = f.parent
+        return out | self.globals.names()
+
+
+class Globals:
+    """Module-level names, evaluated lazily so a parameter may depend on others and overrides flow through.
+    Precedence: load-time overrides > variant assignments > parameter defaults."""
+
+    def __init__(self, lowerer: "Lowerer", module: SpecModule, variant_assigns=(), overrides: dict | None = None):
+        self.low, self.module = lowerer, module
+        self.defs: dict[str, tuple[str, Any]] = {n: ("expr", e) for n, (e, _) in module.params.items()}
+        for tok, expr in variant_assigns:
+            self.defs[tok.value] = ("expr", expr)
+        for n, v in (overrides or {}).items():
+            self.defs[n] = ("value", v)
+        self.values: dict[str, Any] = {}
+        self.busy: set[str] = set()
+
+    def lookup(self, tok: Token, frame: Frame | None = None):
+        name = tok.value
+        if name in self.values:
+            return self.values[name]
+        if name in self.defs:
+            kind, what = self.defs[name]
+            if kind == "value":
+                value = what
+                if isinstance(value, str) and value in self.module.blocks:
+                    value = self.module.blocks[value]  # --set unit=bottleneck names a block
+            else:
+                if name in self.busy:
+                    raise EvalError(f"parameter '{name}' is defined in terms of itself", tok)
+                self.busy.add(name)
+                try:
+                    value = self.low.ev.eval(what, Frame(self.low, self.module, self, None))
+                finally:
+                    self.busy.discard(name)
+            self.values[name] = value
+            return value
+        if name in self.module.blocks:
+            return self.module.blocks[name]
+        if name in op_table.REGISTRY:
+            return OpValue(name)
+        if name in self.low.ev.builtins:
+            return self.low.ev.builtins[name]
+        cands = (frame.names() if frame is not None else self.names())
+        raise EvalError(f"unknown name '{name}'", tok, did_you_mean(name, cands) or "define it with a parameter, "
+                        "a variant, a block argument or an assignment")
+
+    def names(self):
+        return set(self.defs) | set(self.module.blocks) | set(op_table.REGISTRY) | set(self.low.ev.builtins)
+
+
+# --------------------------------------------------------------------------- scopes of names
+
+class Cursor:
+    """Where statements land in the scope tree: a path and the position counter of unlabeled items."""
+
+    __slots__ = ("path", "count")
+
+    def __init__(self, path: str):
+        self.path = path
+        self.count = 0
+
+    def join(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def next_path(self) -> str:
+        name = self.join(str(self.count))
+        self.count += 1
+        return name
+
+    def take(self, label: str | None) -> str:
+        """The path of one layer-producing statement: its label, else its position."""
+        if label is None:
+            return self.next_path()
+        self.count += 1
+        return label
+
+
+class _Abort(Exception):
+    """Stop lowering: too many errors, or a limit that makes going on pointless."""
+
+
+# --------------------------------------------------------------------------- the lowering
+
+class Lowerer:
+    def __init__(self, module: SpecModule, limits: Limits, errors: list[Diagnostic]):
+        self.module, self.limits, self.errors = module, limits, errors
+        self.ev = ExprEvaluator(module.file, limits)
+        self.nodes: list[Node] = []
+        self.names: dict[str, Pos] = {}
+        self.scopes: list[Scope] = []
+        self.outputs: list[Output] = []
+        self.budgets: list[Budget] = []
+        self.call_stack: list[tuple[str, Pos]] = []
+        self.seen_errors: set[tuple] = set()
+
+    # ---- errors ----
+    def error(self, message: str, where, hint: str | None = None, file: str | None = None) -> None:
+        pos = where if isinstance(where, Pos) or where is None else pos_of(where, file or self._file)
+        key = (message, str(pos))
+        if key in self.seen_errors:
+            return
+        self.seen_errors.add(key)
+        notes = [f"in block '{name}' called at {at}" for name, at in reversed(self.call_stack[-3:])]
+        self.errors.append(Diagnostic(message, pos, hint, notes))
+        if len(self.errors) >= self.limits.max_errors:
+            raise _Abort()
+
+    @property
+    def _file(self) -> str:
+        return self._frame_file
+
+    _frame_file: str = ""
+
+    def eval(self, tree, frame: Frame):
+        self._frame_file = frame.module.file
+        self.ev.file = frame.module.file
+        return self.ev.eval(tree, frame)
+
+    def pos(self, item, frame: Frame) -> Pos:
+        return pos_of(item, frame.module.file)
+
+    def span(self, pos: Pos) -> Span:
+        return Span(file=pos.file, line=pos.line, col=pos.col)
+
+    def claim(self, name: str, pos: Pos, where) -> None:
+        if name in self.names:
+            raise EvalError(f"the name '{name}' is used twice", where, f"first used at {self.names[name]}; "
+                            "give one of them another label")
+        self.names[name] = pos
+
+    # ---- graph building ----
+    def add_node(self, op: type[op_table.Op], name: str, attrs: dict, inputs: list[Tensor], pos: Pos, where) -> Tensor:
+        if any(t.shape is None for t in inputs):
+            return Tensor(name, None, pos)
+        shapes = [t.shape for t in inputs]
+        try:
+            shape = tuple(op.shape(attrs, shapes))
+        except op_table.ShapeError as exc:
+            notes = [f"input '{t.name}' comes from {t.origin}" for t in inputs if t.origin is not None]
+            self.errors_with_notes(f"{op.name}: {exc}", where, exc.hint, notes)
+            return Tensor(name, None, pos)
+        if len(self.nodes) >= self.limits.max_nodes:
+            self.error(f"the network has more than {self.limits.max_nodes} nodes", where,
+                       "lower the repeat counts, or raise Limits.max_nodes")
+            raise _Abort()
+        self.nodes.append(Node(name=name, op=op.name, inputs=tuple(t.name for t in inputs), attrs=attrs,
+                               shape=shape, span=self.span(pos)))
+        return Tensor(name, shape, pos)
+
+    def errors_with_notes(self, message, where, hint, notes):
+        before = len(self.errors)
+        self.error(message, where, hint)
+        if len(self.errors) > before:
+            self.errors[-1].notes = notes + self.errors[-1].notes
+
+    def apply_op(self, op_name: str, args: list, kwargs: dict, cur: Tensor, name: str, pos: Pos, where) -> Tensor:
+        op = op_table.REGISTRY[op_name]
+        if op.arity is None:  # a merge: its positional arguments are the tensors
+            tensors = [a for a in args if isinstance(a, Tensor)]
+            if len(tensors) != len(args) or len(tensors) < 2:
+                raise EvalError(f"{op_name}() merges two or more named tensors", where,
+                                f"save them first: 'save a' ... '{op_name}(a, b)'")
+            inputs, args = tensors, []
+        else:
+            inputs = [cur]
+        if len(args) > len(op.positional):
+            raise EvalError(f"{op_name}() takes at most {len(op.positional)} positional argument"
+                            f"{'s' if len(op.positional) != 1 else ''}, got {len(args)}", where,
+                            f"its arguments are: {', '.join(op.Args.model_fields)}" if op.Args.model_fields else
+                            f"{op_name}() takes no arguments")
+        values = dict(zip(op.positional, args))
+        for k, v in kwargs.items():
+            if k in values:
+                raise EvalError(f"{op_name}(): argument '{k}' given twice", where)
+            values[k] = v
+        for k, v in values.items():
+            if isinstance(v, tuple):
+                values[k] = list(v)
+        try:
+            validated = op.Args(**values)
+        except ValidationError as exc:
+            raise EvalError(*_explain_validation(op, exc)) from None
+        if any(t.shape is None for t in inputs):
+            return Tensor(name, None, pos)
+        for t in inputs:
+            if len(t.shape) not in op.ranks:
+                raise EvalError(f"{op_name}() cannot take a tensor of shape {list(t.shape)}", where,
+                                _rank_hint(op, t.shape))
+        try:
+            attrs = op.normalize(validated, [t.shape for t in inputs])
+        except op_table.ShapeError as exc:
+            raise EvalError(f"{op_name}: {exc}", where, exc.hint) from None
+        return self.add_node(op, name, attrs, inputs, pos, where)
+
+    def merge(self, kind: str, inputs: list[Tensor], cursor: Cursor, pos: Pos, where, **attrs) -> Tensor:
+        name = cursor.join(kind)
+        k = 1
+        while name in self.names:
+            name = cursor.join(f"{kind}_{k}")
+            k += 1
+        self.names[name] = pos
+        op = op_table.REGISTRY[kind]
+        if kind == "cat":
+            attrs = {"dim": 0}
+        return self.add_node(op, name, attrs, inputs, pos, where)
+
+    # ---- statements ----
+    def run_body(self, body: Tree, frame: Frame, cursor: Cursor, cur: Tensor) -> Tensor:
+        for stmt in body.children:
+            cur = self.run_stmt(stmt, frame, cursor, cur, None)
+        return cur
+
+    def run_stmt(self, stmt: Tree, frame: Frame, cursor: Cursor, cur: Tensor, label: str | None) -> Tensor:
+        try:
+            return getattr(self, "s_" + stmt.data)(stmt, frame, cursor, cur, label)
+        except EvalError as exc:
+            self.error(str(exc), exc.where if exc.where is not None else stmt, exc.hint, frame.module.file)
+            return Tensor(cur.name, None, cur.origin)
+        except _Poisoned:
+            return Tensor(cur.name, None, cur.origin)
+
+    def s_labeled(self, stmt, frame, cursor, cur, label):
+        label_tree, inner = stmt.children
+        if label is not None:
+            raise EvalError("a statement has one label", label_tree)
+        text = self.label_text(label_tree, frame)
+        if inner.data in ("assign", "save_stmt", "output_stmt", "budget_stmt", "labeled"):
+            raise EvalError("a label names a layer, a block call or a group", label_tree,
+                            f"remove '{text}:' or put it before a layer")
+        path = cursor.join(text)
+        self.claim(path, self.pos(label_tree, frame), label_tree)
+        return self.run_stmt(inner, frame, cursor, cur, path)
+
+    def label_text(self, tree: Tree, frame: Frame) -> str:
+        parts = []
+        for c in tree.children:
+            if isinstance(c, Token):
+                parts.append(c.value)
+            elif c.data == "label_text":
+                parts.append(c.children[0].value)
+            else:
+                v = self.eval(c.children[0], frame)
+                if isinstance(v, bool) or not isinstance(v, (int, str)):
+                    raise EvalError(f"a label can hold an integer or a string, got {type_name(v)}", c)
+                parts.append(str(v))
+        text = "".join(parts)
+        if not text or "." in text:
+            raise EvalError(f"invalid label '{text}'", tree)
+        return text
+
+    def s_assign(self, stmt, frame, cursor, cur, label):
+        name, expr = stmt.children
+        if name.value in KEYWORDS:
+            raise EvalError(f"'{name}' is a keyword", name)
+        frame.set(name.value, self.eval(expr, frame))
+        return cur
+
+    def s_call_stmt(self, stmt, frame, cursor, cur, label):
+        name_tok, args_tree = stmt.children
+        target = frame.lookup(name_tok)
+        args, kwargs = self.ev.eval_args(args_tree, frame)
+        pos = self.pos(stmt, frame)
+        if isinstance(target, OpValue):
+            path = cursor.take(label)
+            if label is None:
+                self.claim(path, pos, stmt)
+            return self.apply_op(target.name, args, kwargs, cur, path, pos, stmt)
+        if isinstance(target, BlockValue):
+            path = cursor.take(label)
+            if label is None:
+                self.claim(path, pos, stmt)
+            return self.call_block(target, args, kwargs, cur, path, pos, stmt)
+        raise EvalError(f"'{name_tok}' is a {type_name(target)}, not a layer or block", name_tok,
+                        did_you_mean(name_tok.value, set(frame.module.blocks) | set(op_table.REGISTRY)))
+
+    def call_block(self, block: BlockValue, args, kwargs, cur: Tensor, path: str, pos: Pos, where) -> Tensor:
+        if any(b is block for b, _ in self.call_stack_blocks):
+            raise EvalError(f"block '{block.name}' calls itself", where, "recursion is not allowed: use repeat")
+        if len(self.call_stack) >= self.limits.max_call_depth:
+            raise EvalError(f"block calls nested deeper than {self.limits.max_call_depth}", where)
+        names = [n for n, _ in block.params]
+        if len(args) > len(names):
+            raise EvalError(f"block '{block.name}' takes {len(names)} argument{'s' if len(names) != 1 else ''}, "
+                            f"got {len(args)}", where, f"its parameters: {', '.join(names) or 'none'}")
+        mod = block.module
+        globals_ = self.globals if mod is self.module else self.module_globals(mod)
+        frame = Frame(self, mod, globals_, cur)
+        given = dict(zip(names, args))
+        for k, v in kwargs.items():
+            if k not in names:
+                raise EvalError(f"block '{block.name}' has no parameter '{k}'", where,
+                                did_you_mean(k, names) or f"its parameters: {', '.join(names) or 'none'}")
+            if k in given:
+                raise EvalError(f"block '{block.name}': argument '{k}' given twice", where)
+            given[k] = v
+        for pname, default in block.params:
+            if pname in given:
+                frame.set(pname, given[pname])
+            elif default is not None:
+                frame.set(pname, self.eval(default, frame))
+            else:
+                raise EvalError(f"block '{block.name}' needs an argument '{pname}'", where, f"defined at {block.pos}")
+        self.scopes.append(Scope(name=path, block=block.name, span=self.span(pos)))
+        self.call_stack.append((block.name, pos))
+        self.call_stack_blocks.append((block, pos))
+        try:
+            out = self.run_body(block.body, frame, Cursor(path), cur)
+        finally:
+            self.call_stack.pop()
+            self.call_stack_blocks.pop()
+            self._frame_file = pos.file
+            self.ev.file = pos.file
+        return out
+
+    call_stack_blocks: list
+
+    def module_globals(self, mod: SpecModule) -> Globals:
+        if mod.path not in self.other_globals:
+            self.other_globals[mod.path] = Globals(self, mod)
+        return self.other_globals[mod.path]
+
+    def s_group_stmt(self, stmt, frame, cursor, cur, label):
+        path = cursor.take(label)
+        pos = self.pos(stmt, frame)
+        if label is None:
+            self.claim(path, pos, stmt)
+        self.scopes.append(Scope(name=path, span=self.span(pos)))
+        return self.run_body(stmt.children[0], frame, Cursor(path), cur)
+
+    def _splice(self, cursor: Cursor, label: str | None, pos: Pos) -> Cursor:
+        if label is None:
+            return cursor
+        self.scopes.append(Scope(name=label, span=self.span(pos)))
+        return Cursor(label)
+
+    def s_repeat_stmt(self, stmt, frame, cursor, cur, label):
+        count_tree, var, body = stmt.children
+        n = self.eval(count_tree, frame)
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise EvalError(f"a repeat count must be an integer, got {type_name(n)} {n!r}", count_tree,
+                            "wrap it in int(), ceil() or round()")
+        if n < 0:
+            raise EvalError(f"a repeat count cannot be negative ({n})", count_tree)
+        if n > self.limits.max_nodes:
+            raise EvalError(f"repeat count {n} is over the limit of {self.limits.max_nodes} nodes", count_tree,
+                            "lower it, or raise Limits.max_nodes")
+        inner = self._splice(cursor, label, self.pos(stmt, frame))
+        for i in range(n):
+            if var is not None:
+                frame.set(var.value, i)
+            cur = self.run_body(body, frame, inner, cur)
+        return cur
+
+    def s_for_stmt(self, stmt, frame, cursor, cur, label):
+        targets, iterable, body = stmt.children
+        items = self.eval(iterable, frame)
+        if not isinstance(items, (list, tuple)):
+            raise EvalError(f"cannot loop over a {type_name(items)}", iterable, "loop over a list or range(n)")
+        inner = self._splice(cursor, label, self.pos(stmt, frame))
+        for item in items:
+            bind_targets(targets, item, frame)
+            cur = self.run_body(body, frame, inner, cur)
+        return cur
+
+    def s_if_stmt(self, stmt, frame, cursor, cur, label):
+        cond, then, other = stmt.children
+        inner = self._splice(cursor, label, self.pos(stmt, frame))
+        if self.truth(cond, frame):
+            return self.run_body(then, frame, inner, cur)
+        if other is None:
+            return cur
+        if other.data == "if_stmt":
+            return self.run_stmt(other, frame, inner, cur, None)
+        return self.run_body(other, frame, inner, cur)
+
+    def truth(self, cond, frame) -> bool:
+        v = self.eval(cond, frame)
+        if not isinstance(v, (bool, int, float)):
+            raise EvalError(f"a condition must be true or false, got {type_name(v)}", cond)
+        return bool(v)
+
+    def s_residual_stmt(self, stmt, frame, cursor, cur, label):
+        cond, body, shortcut = stmt.children
+        pos = self.pos(stmt, frame)
+        inner = self._splice(cursor, label, pos)
+        if cond is not None and not self.truth(cond.children[0], frame):
+            return self.run_body(body, frame, inner, cur)
+        x = cur
+        y = self.run_body(body, frame, inner, x)
+        s = x
+        if shortcut is not None:
+            scond, sbody = shortcut.children
+            if scond is None or self.truth(scond.children[0], frame):
+                s = self.run_body(sbody, frame, inner, x)
+        return self.merge("add", [y, s], inner, pos, stmt)
+
+    def s_dense_stmt(self, stmt, frame, cursor, cur, label):
+        pos = self.pos(stmt, frame)
+        inner = self._splice(cursor, label, pos)
+        y = self.run_body(stmt.children[0], frame, inner, cur)
+        return self.merge("cat", [cur, y], inner, pos, stmt)
+
+    def s_gate_stmt(self, stmt, frame, cursor, cur, label):
+        pos = self.pos(stmt, frame)
+        path = cursor.take(label)
+        if label is None:
+            self.claim(path, pos, stmt)
+        self.scopes.append(Scope(name=path, span=self.span(pos)))
+        inner = Cursor(path)
+        y = self.run_body(stmt.children[0], frame, inner, cur)
+        return self.merge("mul", [cur, y], inner, pos, stmt)
+
+    def s_branch_stmt(self, stmt, frame, cursor, cur, label):
+        how, body = stmt.children
+        if how.value not in ("concat", "add"):
+            raise EvalError(f"branches are joined by 'concat' or 'add', not '{how}'", how,
+                            did_you_mean(how.value, ["concat", "add"]))
+        pos = self.pos(stmt, frame)
+        inner = self._splice(cursor, label, pos)
+        outs = []
+        for s in body.children:
+            if s.data in ("assign", "budget_stmt", "save_stmt"):
+                self.run_stmt(s, frame, inner, cur, None)
+            else:
+                outs.append(self.run_stmt(s, frame, inner, cur, None))
+        if len(outs) < 2:
+            raise EvalError(f"a branch statement needs two or more branches, got {len(outs)}", stmt)
+        return self.merge("cat" if how.value == "concat" else "add", outs, inner, pos, stmt)
+
+    def s_save_stmt(self, stmt, frame, cursor, cur, label):
+        frame.set(stmt.children[0].value, cur)
+        return cur
+
+    def s_from_stmt(self, stmt, frame, cursor, cur, label):
+        name, body = stmt.children
+        start = frame.lookup(name)
+        if not isinstance(start, Tensor):
+            raise EvalError(f"'{name}' is a {type_name(start)}, not a saved tensor", name, f"save it first: 'save {name}'")
+        inner = self._splice(cursor, label, self.pos(stmt, frame))
+        return self.run_body(body, frame, inner, start)
+
+    def s_output_stmt(self, stmt, frame, cursor, cur, label):
+        for tok in stmt.children:
+            t = frame.lookup(tok)
+            if not isinstance(t, Tensor):
+                raise EvalError(f"'{tok}' is a {type_name(t)}, not a saved tensor", tok, f"save it first: 'save {tok}'")
+            if any(o.name == tok.value for o in self.outputs):
+                raise EvalError(f"output '{tok}' declared twice", tok)
+            self.outputs.append(Output(name=tok.value, node=t.name))
+        return cur
+
+    def s_budget_stmt(self, stmt, frame, cursor, cur, label):
+        self.budgets.append(self.budget(stmt, frame, label or cursor.path))
+        return cur
+
+    def budget(self, stmt, frame, scope: str) -> Budget:
+        metric, comp, expr = stmt.children
+        if metric.value not in BUDGET_METRICS:
+            raise EvalError(f"unknown budget metric '{metric}'", metric,
+                            did_you_mean(metric.value, BUDGET_METRICS) or f"one of {', '.join(BUDGET_METRICS)}")
+        limit = self.eval(expr, frame)
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)):
+            raise EvalError(f"a budget limit must be a number, got {type_name(limit)}", expr)
+        return Budget(metric=metric.value, op=comp.value, limit=limit, scope=scope, span=self.span(self.pos(stmt, frame)))
+
+
+def _rank_hint(op, shape) -> str:
+    if op.ranks == (1,):
+        return "flatten() the tensor first"
+    if len(shape) == 1:
+        return f"{op.name}() works on [C, H, W] or [C, L] tensors; this one is already flat"
+    return f"{op.name}() accepts tensors of rank {', '.join(map(str, op.ranks))}"
+
+
+def _explain_validation(op, exc: ValidationError):
+    """A pydantic error in spec terms: which argument, what it expects, what it got."""
+    err = exc.errors()[0]
+    loc = err["loc"][0] if err["loc"] else "?"
+    fields = list(op.Args.model_fields)
+    if err["type"] == "extra_forbidden":
+        return (f"{op.name}() has no argument '{loc}'",
+                None, did_you_mean(str(loc), fields) or (f"its arguments are: {', '.join(fields)}" if fields
+                                                         else f"{op.name}() takes no arguments"))
+    if err["type"] == "missing":
+        return (f"{op.name}() needs the argument '{loc}'", None, f"for example {op.doc}" if op.doc else None)
+    msg = err["msg"].removeprefix("Value error, ")
+    got = err.get("input")
+    if err["type"] in ("greater_than", "greater_than_equal"):
+        return (f"{op.name}(): '{loc}' must be {'positive' if err['type'] == 'greater_than' else 'zero or more'}, "
+                f"got {got!r}", None, None)
+    if err["type"].startswith("less_than"):
+        return (f"{op.name}(): '{loc}' {msg.lower()}, got {got!r}", None, None)
+    if "expects" in msg:
+        return (f"{op.name}(): '{loc}' {msg}", None, None)
+    return (f"{op.name}(): '{loc}' is invalid ({msg}), got {got!r}", None, op.doc or None)
+
+
+# --------------------------------------------------------------------------- the whole spec
+
+def lower(module: SpecModule, variant: str | None, overrides: dict, limits: Limits,
+          errors: list[Diagnostic]) -> Architecture | None:
+    """Evaluate a module at a variant and overrides into an Architecture (or add errors)."""
+    low = Lowerer(module, limits, errors)
+    low.call_stack_blocks = []
+    low.other_globals = {}
+    assigns = ()
+    if module.variants:
+        if variant is None:
+            if len(module.variants) == 1:
+                variant = next(iter(module.variants))
+            else:
+                errors.append(Diagnostic(
+                    f"'{module.file}' holds {len(module.variants)} variants; choose one",
+                    next(iter(module.variants.values()))[1],
+                    "variants: " + ", ".join(module.variants)))
+                return None
+        if variant not in module.variants:
+            errors.append(Diagnostic(f"unknown variant '{variant}'", Pos(module.file, 1, 1),
+                                     (did_you_mean(variant, module.variants) or "") + " variants: " + ", ".join(module.variants)))
+            return None
+        assigns = module.variants[variant][0]
+    elif variant is not None and variant != module.arch:
+        errors.append(Diagnostic(f"'{module.file}' has no variants, but variant '{variant}' was asked for",
+                                 Pos(module.file, 1, 1), "load it without a variant"))
+        return None
+    known = set(module.params) | {tok.value for tok, _ in assigns}
+    for name, value in overrides.items():
+        if name not in known:
+            errors.append(Diagnostic(f"unknown parameter '{name}'", Pos(module.file, 1, 1),
+                                     did_you_mean(name, known) or ("parameters: " + ", ".join(sorted(known)))))
+    if errors:
+        return None
+    low.globals = Globals(low, module, assigns, overrides)
+    try:
+        return _lower_network(low, module, variant, overrides)
+    except _Abort:
+        return None
+
+
+def _check_param_type(name: str, default, value, where: Pos) -> None:
+    kinds = {bool: "bool", int: "int", float: "float", str: "string", list: "list"}
+    want = next((k for t, k in kinds.items() if isinstance(default, t)), None)
+    if want is None:
+        return
+    ok = {"bool": lambda v: isinstance(v, bool), "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+          "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          "string": lambda v: isinstance(v, str), "list": lambda v: isinstance(v, (list, tuple))}[want]
+    if not ok(value):
+        raise EvalError(f"parameter '{name}' is {want} (from its default), but was given {type_name(value)} {value!r}",
+                        where)
+
+
+def _lower_network(low: Lowerer, module: SpecModule, variant, overrides) -> Architecture | None:
+    errors = low.errors
+    g = low.globals
+    params: dict[str, Any] = {}
+    for name, (expr, ppos) in module.params.items():
+        try:
+            default = low.eval(expr, Frame(low, module, Globals(low, module), None))
+            value = g.lookup(Token("NAME", name, line=ppos.line, column=ppos.col))
+            if name in overrides or default is not value:
+                _check_param_type(name, default, value, ppos)
+            params[name] = value if isinstance(value, (bool, int, float, str, list, tuple)) or value is None else repr(value)
+        except EvalError as exc:
+            low.error(str(exc), exc.where if exc.where is not None else ppos, exc.hint)
+    if module.network is None:
+        errors.append(Diagnostic("the spec has no network", Pos(module.file, 1, 1),
+                                 "add 'network { ... }' with the layers"))
+        return None
+    if not module.inputs:
+        errors.append(Diagnostic("the spec declares no input", module.network_pos,
+                                 "add 'input image: [3, 224, 224]' before the network"))
+        return None
+    inputs: list[Input] = []
+    frame = Frame(low, module, g, None)
+    for tok, expr in module.inputs:
+        pos = pos_of(tok, module.file)
+        try:
+            shape = low.eval(expr, frame)
+            if (not isinstance(shape, (list, tuple)) or not shape
+                    or any(isinstance(d, bool) or not isinstance(d, int) for d in shape)):
+                raise EvalError(f"an input shape is a list of integers, got {shape!r}", expr,
+                                "for example: input image: [3, 224, 224]")
+            if len(shape) > 3:
+                raise EvalError(f"inputs have up to 3 axes without the batch ([C, H, W]), got {len(shape)}", expr)
+            if any(d < 1 for d in shape):
+                raise EvalError(f"input sizes must be positive, got {list(shape)}", expr)
+            low.claim(tok.value, pos, tok)
+            inputs.append(Input(name=tok.value, shape=tuple(shape), span=low.span(pos)))
+        except EvalError as exc:
+            low.error(str(exc), exc.where, exc.hint)
+    if errors:
+        return None
+    first = Tensor(inputs[0].name, inputs[0].shape, pos_of(module.inputs[0][0], module.file))
+    frame = Frame(low, module, g, first)
+    for inp, (tok, _) in zip(inputs[1:], module.inputs[1:]):
+        frame.set(inp.name, Tensor(inp.name, inp.shape, pos_of(tok, module.file)))
+    for b in module.budgets:
+        try:
+            low.budgets.append(low.budget(b, frame, ""))
+        except EvalError as exc:
+            low.error(str(exc), exc.where, exc.hint)
+    init: dict[str, str] = {}
+    for item in module.inits:
+        tok, expr = item.children
+        try:
+            if tok.value not in op_table.REGISTRY:
+                raise EvalError(f"init for an unknown op '{tok}'", tok, did_you_mean(tok.value, op_table.REGISTRY))
+            scheme = low.eval(expr, frame)
+            if scheme not in INIT_SCHEMES:
+                raise EvalError(f"unknown init scheme {scheme!r}", expr, "one of: " + ", ".join(INIT_SCHEMES))
+            init[tok.value] = scheme
+        except EvalError as exc:
+            low.error(str(exc), exc.where, exc.hint)
+    last = low.run_body(module.network, frame, Cursor(""), first)
+    if errors:
+        return None
+    if not low.nodes:
+        errors.append(Diagnostic("the network has no layers", module.network_pos))
+        return None
+    outputs = low.outputs or [Output(name="output", node=last.name)]
+    arch = Architecture(name=module.arch or module.path.stem, variant=variant, params=params, inputs=tuple(inputs),
+                        nodes=tuple(low.nodes), outputs=tuple(outputs), scopes=tuple(low.scopes),
+                        budgets=tuple(low.budgets), init=init, source=module.file)
+    _check_limits(low, arch)
+    return None if errors else arch
+
+
+def _check_limits(low: Lowerer, arch: Architecture) -> None:
+    shapes = arch.shapes()
+    params = 0
+    act = 0
+    for n in arch.nodes:
+        op = op_table.REGISTRY[n.op]
+        params += op.params(n.attrs, [shapes[i] for i in n.inputs], n.shape)
+        act += op_table.numel(n.shape) * 4
+    if params > low.limits.max_params:
+        low.errors.append(Diagnostic(f"the network has {params:,} parameters, over the limit of "
+                                     f"{low.limits.max_params:,}", low.module.network_pos,
+                                     "raise Limits.max_params if this is intended"))
+    if act > low.limits.max_activation_bytes:
+        low.errors.append(Diagnostic(f"the network needs {act:,} bytes of activations per sample, over the limit "
+                                     f"of {low.limits.max_activation_bytes:,}", low.module.network_pos,
+                                     "lower the resolution, or raise Limits.max_activation_bytes"))

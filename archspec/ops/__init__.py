@@ -1,0 +1,9 @@
+"""The op table. Each op lives in one module of this package; importing it registers it."""
+from . import activation, conv, merge, norm, pool, structure  # noqa: F401  (registration)
+from .base import GLOBAL, REGISTRY, RF, Op, ShapeError, numel
+
+__all__ = ["GLOBAL", "REGISTRY", "RF", "Op", "ShapeError", "get", "numel"]
+
+
+def get(name: str) -> type[Op]:
+    return REGISTRY[name]

@@ -1,0 +1,142 @@
+"""The op table's machinery: an op is one class, registered by a decorator, holding everything
+about it that does not need torch: its arguments, shape rule, parameter/buffer counts, MACs and
+receptive-field contribution. Backends look ops up here by name."""
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+Shape = tuple[int, ...]
+
+REGISTRY: dict[str, type["Op"]] = {}
+
+
+class ShapeError(Exception):
+    """A shape rule refused its inputs; the front end adds the spec position."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+
+def _int_only(v: Any) -> Any:
+    # Lax pydantic would turn True into 1 and "64" into 64; a spec must say what it means.
+    if isinstance(v, bool) or isinstance(v, str):
+        raise ValueError(f"expects an integer, got {v!r}")
+    if isinstance(v, float):
+        if v != v or v in (math.inf, -math.inf) or not v.is_integer():
+            raise ValueError(f"expects an integer, got {v!r}; wrap it in int(), round() or make_divisible()")
+        return int(v)
+    return v
+
+
+def _num_only(v: Any) -> Any:
+    if isinstance(v, bool) or isinstance(v, str):
+        raise ValueError(f"expects a number, got {v!r}")
+    return v
+
+
+def _bool_only(v: Any) -> Any:
+    if not isinstance(v, bool):
+        raise ValueError(f"expects true or false, got {v!r}")
+    return v
+
+
+Int = Annotated[int, BeforeValidator(_int_only)]
+PosInt = Annotated[int, BeforeValidator(_int_only), Field(gt=0)]
+NonNegInt = Annotated[int, BeforeValidator(_int_only), Field(ge=0)]
+Float = Annotated[float, BeforeValidator(_num_only)]
+Prob = Annotated[float, BeforeValidator(_num_only), Field(ge=0.0, le=1.0)]
+Bool = Annotated[bool, BeforeValidator(_bool_only)]
+# An int for every spatial axis, or one list of them.
+PosInts = PosInt | list[PosInt]
+NonNegInts = NonNegInt | list[NonNegInt]
+
+
+class Attrs(BaseModel):
+    """Base of every op's argument model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoAttrs(Attrs):
+    pass
+
+
+class RF:
+    """Receptive-field contribution of an op on one spatial axis (kernel already dilated)."""
+
+    __slots__ = ("kernel", "stride", "pad")
+
+    def __init__(self, kernel: int = 1, stride: int = 1, pad: int = 0):
+        self.kernel, self.stride, self.pad = kernel, stride, pad
+
+    def __repr__(self) -> str:
+        return f"RF(k={self.kernel}, s={self.stride}, p={self.pad})"
+
+
+GLOBAL = "global"  # an op that mixes the whole spatial extent (global pooling, flatten, linear)
+
+
+class Op:
+    """One layer type. Subclasses set the class attributes and override the rules that apply."""
+
+    name: ClassVar[str]
+    Args: ClassVar[type[Attrs]] = NoAttrs
+    positional: ClassVar[tuple[str, ...]] = ()
+    doc: ClassVar[str] = ""
+    # Number of tensor inputs; None for merges, which take two or more named tensors.
+    arity: ClassVar[int | None] = 1
+    # Input ranks accepted (without batch): 1 = [F], 2 = [C, L], 3 = [C, H, W].
+    ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
+    # Valid example for the op table's completeness tests: (args, kwargs, input shapes).
+    example: ClassVar[tuple[tuple, dict, list[Shape]]] = ((), {}, [(8, 10, 10)])
+
+    @classmethod
+    def normalize(cls, args: Attrs, ins: list[Shape]) -> dict:
+        """Final IR attributes: every value explicit, one entry per spatial axis where it applies."""
+        return args.model_dump()
+
+    @classmethod
+    def shape(cls, a: dict, ins: list[Shape]) -> Shape:
+        return ins[0]
+
+    @classmethod
+    def params(cls, a: dict, ins: list[Shape], out: Shape) -> int:
+        return 0
+
+    @classmethod
+    def buffers(cls, a: dict, ins: list[Shape], out: Shape) -> int:
+        return 0
+
+    @classmethod
+    def macs(cls, a: dict, ins: list[Shape], out: Shape) -> int:
+        return 0
+
+    @classmethod
+    def receptive(cls, a: dict, ins: list[Shape]) -> list[RF] | str | None:
+        """Per spatial axis RF(kernel, stride, pad); None for pointwise ops; GLOBAL for ops that mix everything."""
+        return None
+
+
+def register(cls: type[Op]) -> type[Op]:
+    """Class decorator: add an op to the table under `cls.name`."""
+    if cls.name in REGISTRY:
+        raise ValueError(f"op '{cls.name}' registered twice")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def per_axis(value, n: int, what: str) -> list[int]:
+    """Expand an int to one per spatial axis, or check a list has one per axis."""
+    if isinstance(value, list):
+        if len(value) != n:
+            raise ShapeError(f"{what} has {len(value)} values for {n} spatial axes")
+        return list(value)
+    return [value] * n
+
+
+def numel(shape: Shape) -> int:
+    return math.prod(shape)

@@ -1,0 +1,100 @@
+"""Convolution (1d on [C, L], 2d on [C, H, W]) and fully connected layers."""
+from __future__ import annotations
+
+import math
+
+from .base import Attrs, Bool, NonNegInts, Op, PosInt, PosInts, RF, ShapeError, numel, per_axis, register
+
+
+def conv_out(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> int:
+    """PyTorch's output size of a sliding window (conv and pooling, ceil mode included)."""
+    span = size + 2 * p - d * (k - 1) - 1
+    if span < 0:
+        return 0
+    n = (math.ceil(span / s) if ceil else span // s) + 1
+    if ceil and (n - 1) * s >= size + p:  # the last window must start inside the input or left padding
+        n -= 1
+    return n
+
+
+class ConvArgs(Attrs):
+    out: PosInt
+    kernel: PosInts
+    stride: PosInts = 1
+    pad: NonNegInts = 0
+    dilation: PosInts = 1
+    groups: PosInt = 1
+    bias: Bool = True
+
+
+@register
+class Conv(Op):
+    name = "conv"
+    doc = "Convolution over the spatial axes: conv(out, kernel, stride=1, pad=0, dilation=1, groups=1, bias=true)."
+    Args = ConvArgs
+    positional = ("out", "kernel")
+    ranks = (2, 3)
+    example = ((16, 3), {"stride": 2, "pad": 1, "groups": 2, "bias": False}, [(8, 10, 10)])
+
+    @classmethod
+    def normalize(cls, args, ins):
+        cin, n = ins[0][0], len(ins[0]) - 1
+        if cin % args.groups or args.out % args.groups:
+            raise ShapeError(
+                f"groups={args.groups} must divide both the input channels ({cin}) and the output channels ({args.out})",
+                "for a depthwise conv use groups = in.channels")
+        return {"out": args.out, "in": cin, "kernel": per_axis(args.kernel, n, "kernel"),
+                "stride": per_axis(args.stride, n, "stride"), "pad": per_axis(args.pad, n, "pad"),
+                "dilation": per_axis(args.dilation, n, "dilation"), "groups": args.groups, "bias": args.bias}
+
+    @classmethod
+    def shape(cls, a, ins):
+        spatial = ins[0][1:]
+        out = [conv_out(x, k, s, p, d) for x, k, s, p, d in zip(spatial, a["kernel"], a["stride"], a["pad"], a["dilation"])]
+        if min(out) < 1:
+            raise ShapeError(f"the input {list(ins[0])} is too small for kernel {a['kernel']} with pad {a['pad']}",
+                             "use a larger input resolution or more padding")
+        return (a["out"], *out)
+
+    @classmethod
+    def params(cls, a, ins, out):
+        return a["out"] * (a["in"] // a["groups"]) * math.prod(a["kernel"]) + (a["out"] if a["bias"] else 0)
+
+    @classmethod
+    def macs(cls, a, ins, out):
+        return numel(out) * (a["in"] // a["groups"]) * math.prod(a["kernel"])
+
+    @classmethod
+    def receptive(cls, a, ins):
+        return [RF(d * (k - 1) + 1, s, p) for k, s, p, d in zip(a["kernel"], a["stride"], a["pad"], a["dilation"])]
+
+
+class LinearArgs(Attrs):
+    out: PosInt
+    bias: Bool = True
+
+
+@register
+class Linear(Op):
+    name = "linear"
+    doc = "Fully connected layer on the last axis: linear(out, bias=true)."
+    Args = LinearArgs
+    positional = ("out",)
+    ranks = (1,)  # torchvision flattens before every classifier; a spatial linear is almost always a bug
+    example = ((7,), {}, [(12,)])
+
+    @classmethod
+    def normalize(cls, args, ins):
+        return {"out": args.out, "in": ins[0][-1], "bias": args.bias}
+
+    @classmethod
+    def shape(cls, a, ins):
+        return (*ins[0][:-1], a["out"])
+
+    @classmethod
+    def params(cls, a, ins, out):
+        return a["in"] * a["out"] + (a["out"] if a["bias"] else 0)
+
+    @classmethod
+    def macs(cls, a, ins, out):
+        return numel(out) * a["in"]

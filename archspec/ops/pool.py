@@ -1,0 +1,110 @@
+"""Pooling: sliding-window max/average, adaptive average, global average."""
+from __future__ import annotations
+
+from .base import (GLOBAL, RF, Attrs, Bool, NonNegInts, Op, PosInt, PosInts, ShapeError, numel, per_axis,
+                   register)
+from .conv import conv_out
+
+
+class PoolArgs(Attrs):
+    kernel: PosInts
+    stride: PosInts | None = None  # default: the kernel
+    pad: NonNegInts = 0
+    ceil: Bool = False
+
+
+class AvgPoolArgs(PoolArgs):
+    count_include_pad: Bool = True
+
+
+class _Pool(Op):
+    positional = ("kernel", "stride")
+    ranks = (2, 3)
+
+    @classmethod
+    def normalize(cls, args, ins):
+        n = len(ins[0]) - 1
+        a = args.model_dump()
+        a["kernel"] = per_axis(args.kernel, n, "kernel")
+        a["stride"] = per_axis(args.stride if args.stride is not None else args.kernel, n, "stride")
+        a["pad"] = per_axis(args.pad, n, "pad")
+        if any(2 * p > k for p, k in zip(a["pad"], a["kernel"])):
+            raise ShapeError(f"pad {a['pad']} must be at most half the kernel {a['kernel']}", "PyTorch refuses it too")
+        return a
+
+    @classmethod
+    def shape(cls, a, ins):
+        spatial = [conv_out(x, k, s, p, 1, a["ceil"]) for x, k, s, p in zip(ins[0][1:], a["kernel"], a["stride"], a["pad"])]
+        if min(spatial) < 1:
+            raise ShapeError(f"the input {list(ins[0])} is too small for a {a['kernel']} pool", "use a larger input resolution")
+        return (ins[0][0], *spatial)
+
+    @classmethod
+    def receptive(cls, a, ins):
+        return [RF(k, s, p) for k, s, p in zip(a["kernel"], a["stride"], a["pad"])]
+
+
+@register
+class MaxPool(_Pool):
+    name = "maxpool"
+    doc = "Max pooling: maxpool(kernel, stride=kernel, pad=0, ceil=false)."
+    Args = PoolArgs
+    example = ((3,), {"stride": 2, "pad": 1, "ceil": True}, [(8, 10, 10)])
+
+
+@register
+class AvgPool(_Pool):
+    name = "avgpool"
+    doc = "Average pooling: avgpool(kernel, stride=kernel, pad=0, ceil=false, count_include_pad=true)."
+    Args = AvgPoolArgs
+    example = ((2,), {}, [(8, 10, 10)])
+
+
+class AdaptiveArgs(Attrs):
+    size: PosInts
+
+
+@register
+class AdaptiveAvgPool(Op):
+    name = "adaptive_avgpool"
+    doc = "Average pooling to a fixed output size: adaptive_avgpool(size)."
+    Args = AdaptiveArgs
+    positional = ("size",)
+    ranks = (2, 3)
+    example = ((3,), {}, [(8, 10, 10)])
+
+    @classmethod
+    def normalize(cls, args, ins):
+        return {"size": per_axis(args.size, len(ins[0]) - 1, "size")}
+
+    @classmethod
+    def shape(cls, a, ins):
+        return (ins[0][0], *a["size"])
+
+    @classmethod
+    def receptive(cls, a, ins):
+        # Exact when the output divides the input (VGG's 7x7 of a 7x7 map is the identity);
+        # otherwise the windows overlap unevenly and no single stride describes them.
+        out = []
+        for x, o in zip(ins[0][1:], a["size"]):
+            if x % o:
+                return GLOBAL if o == 1 else None
+            out.append(RF(x // o, x // o, 0))
+        if all(r.kernel == x for r, x in zip(out, ins[0][1:])) and any(x > 1 for x in ins[0][1:]):
+            return GLOBAL
+        return out
+
+
+@register
+class GlobalAvgPool(Op):
+    name = "gap"
+    doc = "Global average pooling, keeping the spatial axes as size 1: [C, H, W] -> [C, 1, 1]."
+    ranks = (2, 3)
+
+    @classmethod
+    def shape(cls, a, ins):
+        return (ins[0][0],) + (1,) * (len(ins[0]) - 1)
+
+    @classmethod
+    def receptive(cls, a, ins):
+        return GLOBAL if numel(ins[0][1:]) > 1 else None
