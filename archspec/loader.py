@@ -31,8 +31,9 @@ def resolve(name_or_path: str | Path, variant: str | None = None) -> tuple[Path,
 
 
 def load(name_or_path: str | Path, variant: str | None = None, *, limits: Limits = DEFAULT_LIMITS,
-         **params) -> Architecture:
+         input_size: tuple[int, ...] | None = None, **params) -> Architecture:
     """Load and validate a spec: a zoo name or a .arch path, an optional variant, parameter overrides.
+    `input_size` replaces the spatial size of the first input, e.g. (300, 300).
 
     Raises SpecError listing every problem with its file:line:col."""
     path, variant = resolve(name_or_path, variant)
@@ -41,7 +42,7 @@ def load(name_or_path: str | Path, variant: str | None = None, *, limits: Limits
     module = read_module(path, root, limits, errors)
     arch = None
     if module is not None and not errors:
-        arch = lower(module, variant, params, limits, errors)
+        arch = lower(module, variant, params, limits, errors, input_size)
     if errors or arch is None:
         exc = SpecError(errors or [Diagnostic("the spec could not be loaded", None)])
         if module is not None:

@@ -707,7 +707,7 @@ def _explain_validation(op, exc: ValidationError):
 # --------------------------------------------------------------------------- the whole spec
 
 def lower(module: SpecModule, variant: str | None, overrides: dict, limits: Limits,
-          errors: list[Diagnostic]) -> Architecture | None:
+          errors: list[Diagnostic], input_size: tuple[int, ...] | None = None) -> Architecture | None:
     """Evaluate a module at a variant and overrides into an Architecture (or add errors)."""
     low = Lowerer(module, limits, errors)
     low.call_stack_blocks = []
@@ -741,7 +741,7 @@ def lower(module: SpecModule, variant: str | None, overrides: dict, limits: Limi
         return None
     low.globals = Globals(low, module, assigns, overrides)
     try:
-        return _lower_network(low, module, variant, overrides)
+        return _lower_network(low, module, variant, overrides, input_size)
     except _Abort:
         return None
 
@@ -759,7 +759,7 @@ def _check_param_type(name: str, default, value, where: Pos) -> None:
                         where)
 
 
-def _lower_network(low: Lowerer, module: SpecModule, variant, overrides) -> Architecture | None:
+def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_size=None) -> Architecture | None:
     errors = low.errors
     g = low.globals
     params: dict[str, Any] = {}
@@ -792,6 +792,11 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides) -> Arch
                                 "for example: input image: [3, 224, 224]")
             if len(shape) > 3:
                 raise EvalError(f"inputs have up to 3 axes without the batch ([C, H, W]), got {len(shape)}", expr)
+            if input_size is not None and not inputs:  # --input HxW: the first input's spatial size
+                if len(input_size) != len(shape) - 1:
+                    raise EvalError(f"input '{tok}' has {len(shape) - 1} spatial axes, but {len(input_size)} sizes "
+                                    "were given", expr)
+                shape = [shape[0], *input_size]
             if any(d < 1 for d in shape):
                 raise EvalError(f"input sizes must be positive, got {list(shape)}", expr)
             low.claim(tok.value, pos, tok)
