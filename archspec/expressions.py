@@ -69,6 +69,7 @@ class ExprEvaluator:
     def __init__(self, file: str, limits: Limits):
         self.file = file
         self.limits = limits
+        self._rules = {name[2:]: getattr(self, name) for name in dir(self) if name.startswith("e_")}
         self.builtins = {
             "min": Builtin("min", self._minmax(min)), "max": Builtin("max", self._minmax(max)),
             "abs": Builtin("abs", lambda v: abs(_num(v, "abs()"))),
@@ -88,7 +89,7 @@ class ExprEvaluator:
                             "split it into named parts")
         if isinstance(tree, Token):  # NAME tokens only reach here through `var`
             raise EvalError(f"unexpected {tree.value!r}", tree)
-        method = getattr(self, "e_" + tree.data, None)
+        method = self._rules.get(tree.data)
         if method is None:
             raise EvalError(f"'{tree.data}' is not an expression", tree)
         return method(tree, scope, depth + 1)

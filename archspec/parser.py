@@ -1,9 +1,14 @@
 """Text to parse tree: the Lark LALR parser, built once, with friendly syntax errors."""
 from __future__ import annotations
 
+import hashlib
+import json
 from functools import lru_cache
 
+import lark
 from lark import Lark, Token, Tree
+from lark.grammar import Rule
+from lark.lexer import TerminalDef
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from .errors import Diagnostic, Pos, SpecError
@@ -33,15 +38,58 @@ class _BracketNewlines:
             yield tok
 
 
+_OPTIONS = dict(parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+def _tables_file():
+    return grammar_file().with_suffix(".lark.json")
+
+
+def _fingerprint(grammar: str) -> str:
+    return hashlib.sha256(f"{lark.__version__}\n{grammar}".encode()).hexdigest()
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(
-        grammar_file().read_text(encoding="utf-8"),
-        parser="lalr",
-        postlex=_BracketNewlines(),
-        propagate_positions=True,
-        maybe_placeholders=True,
-    )
+    # Building the LALR tables takes ~80 ms; loading them from the JSON file beside the grammar ~7 ms.
+    # The file is used only when it was made from this grammar by this Lark version.
+    grammar = grammar_file().read_text(encoding="utf-8")
+    try:
+        saved = json.loads(_tables_file().read_text(encoding="utf-8"), object_hook=_decode)
+        if saved.get("fingerprint") == _fingerprint(grammar):
+            return Lark._load_from_dict(saved["data"], saved["memo"], postlex=_BracketNewlines())
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return Lark(grammar, postlex=_BracketNewlines(), **_OPTIONS)
+
+
+def tables_json() -> str:
+    """The parser's tables as JSON, for grammar/archspec.lark.json (scripts/gen_grammar_tables.py)."""
+    grammar = grammar_file().read_text(encoding="utf-8")
+    data, memo = Lark(grammar, **_OPTIONS).memo_serialize([TerminalDef, Rule])
+    return json.dumps(_encode({"fingerprint": _fingerprint(grammar), "data": data, "memo": memo}),
+                      separators=(",", ":"), sort_keys=True)
+
+
+def _encode(o):
+    """JSON keeps neither tuples nor non-string keys: tag them."""
+    if isinstance(o, dict):
+        if all(isinstance(k, str) for k in o):
+            return {k: _encode(v) for k, v in o.items()}
+        return {"__items__": [[_encode(k), _encode(v)] for k, v in o.items()]}
+    if isinstance(o, tuple):
+        return {"__tuple__": [_encode(v) for v in o]}
+    if isinstance(o, list):
+        return [_encode(v) for v in o]
+    return o
+
+
+def _decode(d: dict):
+    if len(d) == 1 and "__items__" in d:
+        return {k: v for k, v in d["__items__"]}
+    if len(d) == 1 and "__tuple__" in d:
+        return tuple(d["__tuple__"])
+    return d
 
 
 def _pretty_terminal(name: str) -> str:
@@ -65,12 +113,27 @@ def _describe(tok: Token) -> str:
     return f"'{tok.value}'"
 
 
+_TREES: dict[tuple[str, str], Tree] = {}
+_TREE_CACHE_SIZE = 64
+
+
 def parse(text: str, file: str) -> Tree:
-    """Parse spec text; raise SpecError with file:line:col on a syntax error."""
+    """Parse spec text; raise SpecError with file:line:col on a syntax error.
+
+    Trees are cached by (text, file): loading the same spec at another variant or parameter set,
+    as analyze/diff/check do, parses it once. Trees are never mutated after parsing."""
+    key = (text, file)
+    tree = _TREES.get(key)
+    if tree is not None:
+        return tree
     try:
-        return _parser().parse(text)
+        tree = _parser().parse(text)
     except UnexpectedInput as exc:
         raise SpecError(_syntax_diagnostic(exc, text, file)) from None
+    if len(_TREES) >= _TREE_CACHE_SIZE:
+        _TREES.pop(next(iter(_TREES)))
+    _TREES[key] = tree
+    return tree
 
 
 def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
