@@ -202,6 +202,8 @@ _ACTIVATIONS = {"identity": "Identity", "relu": "ReLU", "relu6": "ReLU6", "silu"
                 "sigmoid": "Sigmoid", "tanh": "Tanh", "hardswish": "Hardswish", "hardsigmoid": "Hardsigmoid"}
 # Activations torchvision runs in place; we do too where no other node reads the input.
 INPLACE = {"relu", "relu6", "silu", "hardswish", "hardsigmoid"}
+# Ops whose result may share memory with their input (see inplace_nodes).
+ALIASING = {"identity", "flatten", "dropout", "stochastic_depth"}
 
 for _op, _cls in _ACTIVATIONS.items():
     LOWERINGS[_op] = (lambda cls: lambda a, shape: ModuleSpec(cls))(_cls)
@@ -353,30 +355,44 @@ def inplace_nodes(arch: Architecture) -> set[str]:
         for i in node.inputs:
             readers[i] = readers.get(i, 0) + 1
     protected = {i.name for i in arch.inputs} | {o.node for o in arch.outputs}
+    # These return their input itself or a view of it (identity, flatten; dropout and stochastic
+    # depth at eval): writing into their result would write into a tensor other nodes may read.
+    aliasing = {n.name for n in arch.nodes if n.op in ALIASING}
     return {n.name for n in arch.nodes
-            if n.op in INPLACE and readers.get(n.inputs[0]) == 1 and n.inputs[0] not in protected}
+            if n.op in INPLACE and readers.get(n.inputs[0]) == 1 and n.inputs[0] not in protected
+            and n.inputs[0] not in aliasing}
 
 
 def _set_inplace(spec: ModuleSpec) -> ModuleSpec:
     return ModuleSpec(spec.cls, spec.args, {**spec.kwargs, "inplace": True})
 
 
+def leaf_specs(arch: Architecture, inplace: bool = True) -> list[tuple[Node, ModuleSpec]]:
+    """module_specs with `inplace=True` set on the activations that may run in place."""
+    can_inplace = inplace_nodes(arch) if inplace else set()
+    return [(node, _set_inplace(spec) if node.name in can_inplace else spec) for node, spec in module_specs(arch)]
+
+
 def build_tree(arch: Architecture, inplace: bool = True) -> nn.Module:
     """The module hierarchy: plain nn.Module containers for scopes, one leaf per non-merge node."""
     root = nn.Module()
-    can_inplace = inplace_nodes(arch) if inplace else set()
-    for node, spec in module_specs(arch):
-        if node.name in can_inplace:
-            spec = _set_inplace(spec)
+    errors = []
+    for node, spec in leaf_specs(arch, inplace):
         *path, leaf = node.name.split(".")
         parent = root
-        for part in path:
-            child = parent._modules.get(part)
-            if child is None:
-                child = nn.Module()
-                parent.add_module(part, child)
-            parent = child
-        parent.add_module(leaf, spec.build())
+        try:
+            for part in path:
+                child = parent._modules.get(part)
+                if child is None:
+                    child = nn.Module()
+                    parent.add_module(part, child)
+                parent = child
+            parent.add_module(leaf, spec.build())
+        except KeyError as exc:  # add_module refuses names of nn.Module's own attributes ("train", "forward")
+            errors.append(Diagnostic(f"the name '{node.name}' cannot be a PyTorch module path: {exc.args[0]}",
+                                     _pos(node.span), "rename the label"))
+    if errors:
+        raise SpecError(errors)
     return root
 
 
@@ -392,6 +408,7 @@ def build_graph(arch: Architecture) -> fx.Graph:
             env[node.name] = MERGES[node.op].fx(graph, args, node.attrs)
         else:
             env[node.name] = graph.call_module(node.name, (args[0],))
+        env[node.name].meta["archspec_node"] = node.name  # for tools (and tests) that map fx back to the IR
     outs = [env[o.node] for o in arch.outputs]
     graph.output(outs[0] if len(outs) == 1 else tuple(outs))
     graph.lint()

@@ -1,0 +1,31 @@
+"""archspec compile: a spec -> readable, standalone PyTorch source (imports only torch)."""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from . import add_spec_args, command, load_spec
+
+
+def configure(p):
+    add_spec_args(p)
+    p.add_argument("--emit", choices=("python",), default="python",
+                   help="what to write: python = a torch.nn.Module class with a straight-line forward")
+    p.add_argument("-o", "--output", help="output file (default: stdout)")
+    p.add_argument("--no-inplace", action="store_true",
+                   help="never run activations in place (by default they do where nothing else reads their input)")
+
+
+@command("compile", "Compile a spec to standalone PyTorch source (same state_dict keys as to_torch).", configure)
+def run(args) -> int:
+    arch = load_spec(args)
+    from compiler.pysource import emit_python  # torch is imported only here
+    cmd = "archspec " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compile"] else None
+    text = emit_python(arch, inplace=not args.no_inplace, command=cmd)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}: {arch.title}, {len(arch.nodes)} nodes", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
