@@ -299,30 +299,26 @@ class Lowerer:
         self.scopes: list[Scope] = []
         self.outputs: list[Output] = []
         self.budgets: list[Budget] = []
-        self.call_stack: list[tuple[str, Pos]] = []
+        self.call_stack: list[tuple[BlockValue, Pos]] = []   # active block calls, for recursion and notes
         self.seen_errors: set[tuple] = set()
+        self.other_globals: dict[Path, Globals] = {}          # globals of `use`d files
+        self.file = module.file                               # the file of the statements being run
+        self.globals: Globals = Globals(self, module)
 
     # ---- errors ----
     def error(self, message: str, where, hint: str | None = None, file: str | None = None) -> None:
-        pos = where if isinstance(where, Pos) or where is None else pos_of(where, file or self._file)
+        pos = where if isinstance(where, Pos) or where is None else pos_of(where, file or self.file)
         key = (message, str(pos))
         if key in self.seen_errors:
             return
         self.seen_errors.add(key)
-        notes = [f"in block '{name}' called at {at}" for name, at in reversed(self.call_stack[-3:])]
+        notes = [f"in block '{b.name}' called at {at}" for b, at in reversed(self.call_stack[-3:])]
         self.errors.append(Diagnostic(message, pos, hint, notes))
         if len(self.errors) >= self.limits.max_errors:
             raise _Abort()
 
-    @property
-    def _file(self) -> str:
-        return self._frame_file
-
-    _frame_file: str = ""
-
     def eval(self, tree, frame: Frame):
-        self._frame_file = frame.module.file
-        self.ev.file = frame.module.file
+        self.file = frame.module.file
         return self.ev.eval(tree, frame)
 
     def pos(self, item, frame: Frame) -> Pos:
@@ -483,7 +479,7 @@ class Lowerer:
                         did_you_mean(name_tok.value, set(frame.module.blocks) | set(op_table.REGISTRY)))
 
     def call_block(self, block: BlockValue, args, kwargs, cur: Tensor, path: str, pos: Pos, where) -> Tensor:
-        if any(b is block for b, _ in self.call_stack_blocks):
+        if any(b is block for b, _ in self.call_stack):
             raise EvalError(f"block '{block.name}' calls itself", where, "recursion is not allowed: use repeat")
         if len(self.call_stack) >= self.limits.max_call_depth:
             raise EvalError(f"block calls nested deeper than {self.limits.max_call_depth}", where)
@@ -510,18 +506,13 @@ class Lowerer:
             else:
                 raise EvalError(f"block '{block.name}' needs an argument '{pname}'", where, f"defined at {block.pos}")
         self.scopes.append(Scope(name=path, block=block.name, span=self.span(pos)))
-        self.call_stack.append((block.name, pos))
-        self.call_stack_blocks.append((block, pos))
+        self.call_stack.append((block, pos))
         try:
             out = self.run_body(block.body, frame, Cursor(path), cur)
         finally:
             self.call_stack.pop()
-            self.call_stack_blocks.pop()
-            self._frame_file = pos.file
-            self.ev.file = pos.file
+            self.file = pos.file
         return out
-
-    call_stack_blocks: list
 
     def module_globals(self, mod: SpecModule) -> Globals:
         if mod.path not in self.other_globals:
@@ -710,8 +701,6 @@ def lower(module: SpecModule, variant: str | None, overrides: dict, limits: Limi
           errors: list[Diagnostic], input_size: tuple[int, ...] | None = None) -> Architecture | None:
     """Evaluate a module at a variant and overrides into an Architecture (or add errors)."""
     low = Lowerer(module, limits, errors)
-    low.call_stack_blocks = []
-    low.other_globals = {}
     assigns = ()
     if module.variants:
         if variant is None:
