@@ -1,0 +1,414 @@
+"""The static analyzer: parameters, buffers, MACs, activation memory and receptive fields from the IR alone.
+
+    report = archspec.analyze(archspec.load("resnet50"))
+    report.params, report.buffers, report.macs, report.flops      # 25557032, ..., 4.09e9, 2 * macs
+    report.receptive_field.size, .stride, .padding, .is_global     # per spatial axis
+    report.layers                                                  # one Layer per node
+    report.scopes(depth=2)                                         # roll-ups: layer3, layer3.2, ...
+
+Every number comes from the op table (`Op.params/buffers/macs/receptive` in archspec/ops/); this module
+only walks the graph. No torch: a zoo model is analyzed in a few milliseconds.
+
+Receptive fields follow Araujo, Norris & Sim, "Computing Receptive Fields of Convolutional Neural
+Networks" (Distill 2019). Each tensor carries, per spatial axis, the field size r, the effective stride
+(jump) j and the effective padding p of its first unit, whose field spans input pixels [-p, r - 1 - p].
+A layer with (dilated) kernel k, stride s and padding q gives r + (k - 1) j, j s, p + q j. A merge
+(add, cat, mul) takes the union of its paths' fields, which is the largest one when the paths are
+centred alike; paths with different strides or centres are reported as misaligned. An op that mixes
+the whole image (global pooling, flatten of a map, the pooled branch of a gate) marks the tensor
+global, and the local field of its spatial path is kept beside the flag.
+
+JSON (`Report.to_dict`, `archspec analyze --format json`), stable keys:
+    name, variant            the architecture and variant
+    input, outputs           {tensor name: shape without batch}
+    params, buffers          trainable parameters; non-trainable state (BN running stats)
+    macs, flops              conv and linear multiply-accumulates; flops = 2 * macs
+    memory                   {"outputs": bytes, "peak": bytes}: float32, batch 1; outputs is the sum of
+                             every node's output, peak the most bytes alive in a forward in IR order
+                             that frees each tensor after its last use (no in-place ops assumed)
+    receptive_field          {size, stride, padding: per spatial axis; global: bool; tensor: name}
+    layers                   [{name, op, shape, params, buffers, macs, receptive_field, source}]
+    scopes                   roll-ups at the chosen depth: [{name, block, layers, params, buffers, macs,
+                             memory, shape, receptive_field}]
+    warnings                 misaligned merges and other caveats, as text
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .ir import Architecture
+from .ops import GLOBAL, REGISTRY
+
+BYTES_PER_VALUE = 4  # float32
+
+
+# ---------------------------------------------------------------- receptive fields
+
+@dataclass(frozen=True)
+class Field:
+    """Receptive field of one tensor, per spatial axis of the network's input. When `is_global`, some op
+    on the way mixed the whole image; size/stride/padding are then the field of the spatial path."""
+
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    is_global: bool = False
+
+    def to_dict(self) -> dict:
+        return {"size": list(self.size), "stride": list(self.stride), "padding": list(self.padding),
+                "global": self.is_global}
+
+    def local_text(self) -> str:
+        if not self.size:
+            return "-"
+        return f"{_axes(self.size)} (stride {_axes(self.stride)}, padding {_axes(self.padding)})"
+
+    def __str__(self) -> str:
+        if self.is_global:
+            return "global" + (f" (local {self.local_text()})" if self.size else "")
+        return self.local_text()
+
+
+def _axes(values: tuple[int, ...]) -> str:
+    """212 when every axis agrees, 212x100 otherwise."""
+    return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
+
+
+def _apply(f: Field, rule, name: str) -> Field:
+    """One single-input op's contribution (op.receptive's answer) to its input's field."""
+    if rule is None:
+        return f
+    if rule == GLOBAL:
+        return Field(f.size, f.stride, f.padding, True) if not f.is_global else f
+    if len(rule) != len(f.size):  # an op on a tensor whose axes are not the input's: no local meaning left
+        return Field(f.size, f.stride, f.padding, True)
+    size = tuple(r + (k.kernel - 1) * j for r, j, k in zip(f.size, f.stride, rule))
+    padding = tuple(p + k.pad * j for p, j, k in zip(f.padding, f.stride, rule))
+    stride = tuple(j * k.stride for j, k in zip(f.stride, rule))
+    return Field(size, stride, padding, f.is_global)
+
+
+def _merge(fields: list[Field], broadcast_global: bool) -> tuple[Field, str | None]:
+    """Union of the paths' fields; a warning when their strides or centres disagree."""
+    glob = broadcast_global or any(f.is_global for f in fields)
+    first = fields[0]
+    if all(f == first for f in fields):
+        return (Field(first.size, first.stride, first.padding, glob) if glob != first.is_global else first), None
+    n = len(first.size)
+    size, stride, padding, problems = [], [], [], []
+    for axis in range(n):
+        strides = {f.stride[axis] for f in fields}
+        # Twice the centre of the first unit's field, in input pixels: integral even for even sizes.
+        centres = {f.size[axis] - 1 - 2 * f.padding[axis] for f in fields}
+        if len(strides) > 1:
+            problems.append(f"strides {sorted(strides)}")
+        if len(centres) > 1:
+            problems.append(f"field centres {sorted(c / 2 for c in centres)}")
+        lo = min(-f.padding[axis] for f in fields)
+        hi = max(f.size[axis] - 1 - f.padding[axis] for f in fields)
+        size.append(hi - lo + 1)
+        stride.append(max(strides))
+        padding.append(-lo)
+    warning = None
+    if problems:
+        warning = "misaligned paths (" + "; ".join(dict.fromkeys(problems)) + ")"
+    return Field(tuple(size), tuple(stride), tuple(padding), glob), warning
+
+
+# ---------------------------------------------------------------- report
+
+@dataclass(frozen=True)
+class Layer:
+    """One node of the IR with its costs and the receptive field of its output."""
+
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    shape: tuple[int, ...]
+    params: int
+    buffers: int
+    macs: int
+    receptive_field: Field
+    source: str  # file:line:col of the statement
+
+    @property
+    def memory(self) -> int:
+        """Bytes of the output, float32, batch 1."""
+        return math.prod(self.shape) * BYTES_PER_VALUE
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "op": self.op, "shape": list(self.shape), "params": self.params,
+                "buffers": self.buffers, "macs": self.macs, "receptive_field": self.receptive_field.to_dict(),
+                "source": self.source}
+
+
+@dataclass(frozen=True)
+class ScopeStats:
+    """Totals of the layers under a dotted-name prefix (`layer3`, `layer3.2`)."""
+
+    name: str
+    block: str | None       # the block it instantiates, or the op of a single layer
+    layers: int
+    params: int
+    buffers: int
+    macs: int
+    memory: int             # bytes of its layers' outputs
+    shape: tuple[int, ...]  # output of its last layer
+    receptive_field: Field  # of that output
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "block": self.block, "layers": self.layers, "params": self.params,
+                "buffers": self.buffers, "macs": self.macs, "memory": self.memory, "shape": list(self.shape),
+                "receptive_field": self.receptive_field.to_dict()}
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Activation memory in bytes, float32, batch 1."""
+
+    outputs: int  # every node's output, summed
+    peak: int     # most bytes alive at once in a forward that frees tensors after their last use
+
+
+@dataclass(frozen=True)
+class NetworkField(Field):
+    """The network's receptive field: that of `tensor`, the last spatial map on the way to the first output."""
+
+    tensor: str | None = None
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "tensor": self.tensor}
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    variant: str | None
+    inputs: dict[str, tuple[int, ...]]
+    outputs: dict[str, tuple[int, ...]]
+    params: int
+    buffers: int
+    macs: int
+    memory: Memory
+    receptive_field: NetworkField
+    layers: tuple[Layer, ...]
+    warnings: tuple[str, ...]
+    blocks: dict[str, str | None]  # scope name -> block name (from the IR's scopes)
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def title(self) -> str:
+        return self.variant or self.name
+
+    def layer(self, name: str) -> Layer:
+        for row in self.layers:
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+    def scopes(self, depth: int = 1) -> list[ScopeStats]:
+        """Roll-ups by the first `depth` parts of each layer's dotted name, in order of first appearance.
+        A layer whose name has fewer parts is its own row (`conv1` at any depth)."""
+        if depth < 1:
+            raise ValueError("depth must be at least 1")
+        groups: dict[str, list[Layer]] = {}
+        for row in self.layers:
+            groups.setdefault(".".join(row.name.split(".")[:depth]), []).append(row)
+        return [self._stats(name, rows) for name, rows in groups.items()]
+
+    def scope(self, prefix: str) -> ScopeStats:
+        """Totals of one scope (`layer3.2`); the empty prefix is the whole network."""
+        rows = [r for r in self.layers if not prefix or r.name == prefix or r.name.startswith(prefix + ".")]
+        if not rows:
+            raise KeyError(prefix)
+        return self._stats(prefix, rows)
+
+    def _stats(self, name: str, rows: list[Layer]) -> ScopeStats:
+        last = rows[-1]
+        block = self.blocks.get(name)
+        if block is None and len(rows) == 1 and last.name == name:
+            block = last.op
+        return ScopeStats(name, block, len(rows), sum(r.params for r in rows), sum(r.buffers for r in rows),
+                          sum(r.macs for r in rows), sum(r.memory for r in rows), last.shape, last.receptive_field)
+
+    def to_dict(self, depth: int = 1) -> dict[str, Any]:
+        """The documented JSON form (see the module docstring)."""
+        return {
+            "name": self.name, "variant": self.variant,
+            "input": {k: list(v) for k, v in self.inputs.items()},
+            "outputs": {k: list(v) for k, v in self.outputs.items()},
+            "params": self.params, "buffers": self.buffers, "macs": self.macs, "flops": self.flops,
+            "memory": {"outputs": self.memory.outputs, "peak": self.memory.peak},
+            "receptive_field": self.receptive_field.to_dict(),
+            "layers": [r.to_dict() for r in self.layers],
+            "scopes": [s.to_dict() for s in self.scopes(depth)],
+            "warnings": list(self.warnings),
+        }
+
+
+# ---------------------------------------------------------------- the pass
+
+def analyze(arch: Architecture) -> Report:
+    """Costs and receptive fields of every node of `arch`, and their totals. Linear in the graph's size."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    fields: dict[str, Field] = {}
+    for i in arch.inputs:
+        shapes[i.name] = i.shape
+        n = len(i.shape) - 1
+        fields[i.name] = Field((1,) * n, (1,) * n, (0,) * n)
+
+    layers: list[Layer] = []
+    warnings: list[str] = []
+    for node in arch.nodes:
+        op = REGISTRY[node.op]
+        a = node.attrs
+        ins = [shapes[x] for x in node.inputs]
+        out = node.shape
+        if op.arity is None:  # a merge: its own rule first (none today), then the union of its paths
+            spatial = math.prod(out[1:])
+            local = [fields[x] for x, s in zip(node.inputs, ins) if math.prod(s[1:]) == spatial or spatial == 1]
+            # Inputs broadcast over the map (a gate's pooled [C, 1, 1]) only make the result global.
+            broadcast_global = len(local) < len(ins)
+            field, warning = _merge(local or [fields[node.inputs[0]]], broadcast_global)
+            field = _apply(field, op.receptive(a, ins), node.name)
+            if warning:
+                warnings.append(f"{node.name} ({node.span}): {node.op} of {', '.join(node.inputs)}: {warning}")
+        else:
+            field = _apply(fields[node.inputs[0]], op.receptive(a, ins), node.name)
+        shapes[node.name] = out
+        fields[node.name] = field
+        layers.append(Layer(node.name, node.op, node.inputs, out, op.params(a, ins, out), op.buffers(a, ins, out),
+                            op.macs(a, ins, out), field, str(node.span)))
+
+    outputs = {o.name: shapes[o.node] for o in arch.outputs}
+    return Report(
+        name=arch.name, variant=arch.variant,
+        inputs={i.name: i.shape for i in arch.inputs}, outputs=outputs,
+        params=sum(r.params for r in layers), buffers=sum(r.buffers for r in layers),
+        macs=sum(r.macs for r in layers),
+        memory=_memory(arch, layers),
+        receptive_field=_network_field(arch, fields, shapes),
+        layers=tuple(layers), warnings=tuple(warnings),
+        blocks={s.name: s.block for s in arch.scopes},
+    )
+
+
+def _memory(arch: Architecture, layers: list[Layer]) -> Memory:
+    size = {i.name: math.prod(i.shape) * BYTES_PER_VALUE for i in arch.inputs}
+    last_use: dict[str, int] = {}
+    for step, node in enumerate(arch.nodes):
+        for x in node.inputs:
+            last_use[x] = step
+    kept = {o.node for o in arch.outputs}
+    live = peak = sum(size.values())
+    total = 0
+    for step, (node, row) in enumerate(zip(arch.nodes, layers)):
+        size[node.name] = row.memory
+        total += row.memory
+        live += row.memory
+        peak = max(peak, live)
+        for x in set(node.inputs):
+            if last_use[x] == step and x not in kept:
+                live -= size[x]
+        if node.name not in last_use and node.name not in kept:  # a dead end: freed at once
+            live -= row.memory
+    return Memory(total, peak)
+
+
+def _network_field(arch: Architecture, fields: dict[str, Field], shapes: dict) -> NetworkField:
+    """The field of the last spatial map that feeds the first output, in IR order (a map with a spatial axis
+    > 1, or a local one of any size); global when anything between it and the output mixes the whole image."""
+    if not arch.outputs:
+        return NetworkField((), (), ())
+    producers = {n.name: n for n in arch.nodes}
+    end = arch.outputs[0].node
+    ancestors, stack = set(), [end]
+    while stack:
+        name = stack.pop()
+        if name in ancestors:
+            continue
+        ancestors.add(name)
+        if name in producers:
+            stack.extend(producers[name].inputs)
+    # A [C, 1, 1] map still counts when it is local (LeNet's C5 sees the whole 32x32 through convs alone).
+    candidates = [n.name for n in arch.nodes if n.name in ancestors and len(n.shape) > 1
+                  and (_is_map(n.shape) or not fields[n.name].is_global)]
+    candidates += [i.name for i in arch.inputs if i.name in ancestors and len(i.shape) > 1] if not candidates else []
+    glob = fields[end].is_global
+    if not candidates:
+        f = fields[end]
+        return NetworkField(f.size, f.stride, f.padding, glob, end)
+    f = fields[candidates[-1]]
+    return NetworkField(f.size, f.stride, f.padding, glob or f.is_global, candidates[-1])
+
+
+def _is_map(shape: tuple[int, ...]) -> bool:
+    return len(shape) > 1 and any(x > 1 for x in shape[1:])
+
+
+# ---------------------------------------------------------------- text helpers shared by the CLI
+
+def human(n: float, unit: str = "", base: float = 1000.0) -> str:
+    """4.09 G, 25.56 M, 512 (3 significant decimals at most)."""
+    prefixes = ["", "K", "M", "G", "T", "P"] if base == 1000.0 else ["", "Ki", "Mi", "Gi", "Ti", "Pi"]
+    i = 0
+    while abs(n) >= base and i < len(prefixes) - 1:
+        n /= base
+        i += 1
+    text = f"{n:.0f}" if i == 0 else f"{n:.2f}"
+    return f"{text} {prefixes[i]}{unit}".rstrip()
+
+
+def macs_text(macs: int) -> str:
+    """'4.09 GMACs / 8.18 GFLOPs': the unit is always named."""
+    return f"{human(macs, 'MACs')} / {human(2 * macs, 'FLOPs')}"
+
+
+def bytes_text(n: int) -> str:
+    return human(n, "B", 1024.0)
+
+
+# ---------------------------------------------------------------- the IR as JSON
+
+def ir_from_json(text: str | bytes) -> Architecture:
+    """Load an IR dumped with `arch.model_dump_json()` (`archspec analyze --format ir`)."""
+    from pydantic import ValidationError
+
+    from .errors import Diagnostic, SpecError
+    try:
+        arch = Architecture.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise SpecError(Diagnostic(f"not a valid archspec IR: {first.get('msg')}" + (f" at {where}" if where else "")
+                                   + (f" ({exc.error_count()} problems)" if exc.error_count() > 1 else ""), None,
+                                   "dump one with 'archspec analyze SPEC --format ir'")) from None
+    # Pydantic checks the fields; the graph itself must also make sense before any pass walks it.
+    known = {i.name for i in arch.inputs}
+    for node in arch.nodes:
+        if node.op not in REGISTRY:
+            raise SpecError(Diagnostic(f"IR node '{node.name}' uses unknown op '{node.op}'", _pos(node),
+                                       "the IR was written by another version of archspec?"))
+        missing = [x for x in node.inputs if x not in known]
+        if missing:
+            raise SpecError(Diagnostic(f"IR node '{node.name}' reads '{missing[0]}' before it is defined", _pos(node),
+                                       "nodes must be in topological order"))
+        known.add(node.name)
+    for out in arch.outputs:
+        if out.node not in known:
+            raise SpecError(Diagnostic(f"IR output '{out.name}' names no node ('{out.node}')", None))
+    return arch
+
+
+def _pos(node):
+    from .errors import Pos
+    return Pos(node.span.file, node.span.line, node.span.col)

@@ -1,0 +1,148 @@
+"""archspec analyze: parameters, MACs, memory and receptive fields of a spec, without torch."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from . import add_format_arg, add_spec_args, command, parse_overrides
+from ..errors import Diagnostic, SpecError
+
+
+def configure(p):
+    add_spec_args(p)
+    add_format_arg(p, ("table", "json", "md", "ir"))
+    p.add_argument("--depth", type=int, default=1, metavar="N",
+                   help="roll layers up to scopes of N name parts (layer3 = 1, layer3.2 = 2); 0 lists every layer")
+    p.add_argument("--input", dest="input_size", metavar="HxW",
+                   help="input resolution for the first input: HxW for images (300x300), L for sequences")
+
+
+def parse_size(text: str) -> tuple[int, ...]:
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        size = tuple(int(x.strip().replace("_", "")) for x in parts)
+    except ValueError:
+        size = ()
+    if not size or any(s < 1 for s in size):
+        raise SpecError(f"--input expects sizes like 224x224, got '{text}'", hint="HxW for an image, L for a sequence")
+    return size
+
+
+def load_arch(args):
+    """The spec, variant, overrides and --input of the command line as an IR; a .json file is an IR dump."""
+    from ..loader import load
+    overrides = parse_overrides(args.overrides)
+    size = parse_size(args.input_size) if args.input_size else None
+    path = Path(args.spec)
+    if path.suffix == ".json":
+        if overrides or size or args.variant:
+            raise SpecError(f"'{args.spec}' is an IR dump: it has no parameters, variants or input size to change",
+                            hint="analyze the .arch spec instead")
+        from ..analysis import ir_from_json
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(Diagnostic(f"cannot read '{args.spec}': {exc}", None, "check the path")) from None
+        return ir_from_json(text)
+    return load(args.spec, variant=args.variant, input_size=size, **overrides)
+
+
+@command("analyze", "Parameters, MACs, activation memory and receptive fields, per layer and per scope.", configure)
+def run(args) -> int:
+    from ..analysis import analyze
+    if args.depth < 0:
+        raise SpecError("--depth must be 0 (every layer) or more", hint="--depth 1 gives the top-level scopes")
+    arch = load_arch(args)
+    if args.format == "ir":
+        print(arch.model_dump_json(indent=2))
+        return 0
+    report = analyze(arch)
+    if args.format == "json":
+        print(json.dumps(report.to_dict(max(args.depth, 1)), indent=2))
+    elif args.format == "md":
+        print(markdown(report, args.depth))
+    else:
+        table(report, args.depth)
+    return 0
+
+
+# ---------------------------------------------------------------- rendering
+
+def _rows(report, depth: int):
+    """(name, kind, layers, shape, params, macs, field) per row: every layer at depth 0, else roll-ups."""
+    if depth == 0:
+        return [(r.name, r.op, 1, r.shape, r.params, r.macs, r.receptive_field) for r in report.layers]
+    return [(s.name, s.block or "", s.layers, s.shape, s.params, s.macs, s.receptive_field)
+            for s in report.scopes(depth)]
+
+
+def _field_cells(f) -> tuple[str, str]:
+    from ..analysis import _axes
+    if not f.size:
+        return "-", "-"
+    return ("global", "-") if f.is_global else (_axes(f.size), _axes(f.stride))
+
+
+def _network_field(report) -> str:
+    f = report.receptive_field
+    if not f.size:
+        return "global" if f.is_global else "-"
+    local = f"{f.local_text()} at {f.tensor}"
+    return f"global; local field {local}" if f.is_global else local
+
+
+def _summary(report) -> list[tuple[str, str]]:
+    from ..analysis import bytes_text, human, macs_text
+    shapes = lambda d: ", ".join(f"{k} {list(v)}" for k, v in d.items())  # noqa: E731
+    return [
+        ("input", shapes(report.inputs)),
+        ("outputs", shapes(report.outputs)),
+        ("params", f"{report.params:,} ({human(report.params)})"),
+        ("buffers", f"{report.buffers:,}"),
+        ("compute", macs_text(report.macs)),
+        ("memory", f"{bytes_text(report.memory.outputs)} of outputs, peak {bytes_text(report.memory.peak)} "
+                   "(float32, batch 1)"),
+        ("receptive field", _network_field(report)),
+    ]
+
+
+def table(report, depth: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..analysis import human
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    t = Table(title=f"{report.title}: {report.params:,} params, {human(report.macs, 'MACs')}", title_justify="left")
+    t.add_column("layer" if depth == 0 else "scope")
+    t.add_column("op" if depth == 0 else "block / op")
+    if depth:
+        t.add_column("layers", justify="right")
+    t.add_column("output")
+    t.add_column("params", justify="right")
+    t.add_column("MACs", justify="right")
+    t.add_column("RF", justify="right")
+    t.add_column("stride", justify="right")
+    for name, kind, n, shape, params, macs, f in _rows(report, depth):
+        cells = [name, kind] + ([str(n)] if depth else [])
+        t.add_row(*cells, "x".join(map(str, shape)), f"{params:,}", human(macs), *_field_cells(f))
+    console.print(t)
+    for key, value in _summary(report):
+        console.print(f"[bold]{key:>15}[/bold]  {value}", highlight=False)
+    for w in report.warnings:
+        console.print(f"[yellow]warning[/yellow]: {w}", highlight=False)
+
+
+def markdown(report, depth: int) -> str:
+    from ..analysis import human
+    out = [f"### `{report.title}`", "", "| | |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in _summary(report)]
+    out += ["", f"| {'layer' if depth == 0 else 'scope'} | block / op | output | params | MACs | RF | stride |",
+            "|---|---|---|---:|---:|---:|---:|"]
+    for name, kind, _n, shape, params, macs, f in _rows(report, depth):
+        size, stride = _field_cells(f)
+        out.append(f"| `{name}` | {kind} | {'x'.join(map(str, shape))} | {params:,} | {human(macs, 'MACs')} "
+                   f"| {size} | {stride} |")
+    if report.warnings:
+        out += [""] + [f"> warning: {w}" for w in report.warnings]
+    return "\n".join(out)
