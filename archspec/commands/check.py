@@ -29,6 +29,7 @@ def targets(spec: str, variant: str | None) -> list[tuple[str, str | None]]:
 
 @command("check", "Load and validate specs; exit non-zero on any error or broken budget.", configure)
 def run(args) -> int:
+    from ..budgets import check_budgets
     from ..loader import load
     overrides = parse_overrides(args.overrides)
     failed = 0
@@ -44,8 +45,16 @@ def run(args) -> int:
                 print(exc.render(), file=sys.stderr)
                 print(f"FAIL {label}", file=sys.stderr)
                 continue
+            broken = check_budgets(arch)
+            if broken:
+                failed += 1
+                print("\n\n".join(d.render() for d in broken), file=sys.stderr)
+                print(f"FAIL {label}: {len(broken)} of {len(arch.budgets)} budgets broken", file=sys.stderr)
+                continue
             if not args.quiet:
-                print(f"ok   {label}: {len(arch.nodes)} nodes, output {list(arch.node(arch.outputs[0].node).shape)}")
+                budgets = f", {len(arch.budgets)} budget{'s' if len(arch.budgets) != 1 else ''} met" if arch.budgets else ""
+                print(f"ok   {label}: {len(arch.nodes)} nodes, output {list(arch.node(arch.outputs[0].node).shape)}"
+                      f"{budgets}")
     if checked > 1 and not args.quiet:
         print(f"{checked - failed} of {checked} specs ok")
     return 1 if failed else 0

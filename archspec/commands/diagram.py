@@ -1,0 +1,46 @@
+"""archspec diagram: draw a spec as SVG/PNG/PDF (Graphviz), DOT text or Mermaid (for pull requests)."""
+from __future__ import annotations
+
+import sys
+
+from . import add_spec_args, command, load_spec
+from ..errors import SpecError
+
+
+def configure(p):
+    add_spec_args(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="the file to write: .svg .png .pdf (need Graphviz), .dot/.gv, .mmd (Mermaid), "
+                        ".md (Mermaid in a fenced block); '-' writes text formats to standard output")
+    p.add_argument("--format", choices=("svg", "png", "pdf", "dot", "mermaid", "md"),
+                   help="output format (default: from the file's extension)")
+    p.add_argument("--depth", type=int, default=0, metavar="N",
+                   help="collapse layers into their scopes of N name parts (layer3.2 = 2); 0 draws every layer")
+
+
+@command("diagram", "Draw a spec: SVG/PNG via Graphviz, or Mermaid text; blocks collapsed to --depth.", configure)
+def run(args) -> int:
+    from ..diagram import MERMAID_MAX_EDGES, build, format_for, render_bytes
+    if args.depth < 0:
+        raise SpecError("--depth must be 0 (every layer) or more", hint="--depth 2 collapses blocks like layer3.2")
+    if args.output == "-" and not args.format:
+        raise SpecError("writing to standard output needs --format", hint="--format mermaid, md or dot")
+    fmt = format_for(args.output, args.format)
+    if args.output == "-" and fmt in ("svg", "png", "pdf"):
+        fmt_hint = "write it to a file: -o net." + fmt
+        raise SpecError(f"{fmt} is binary or large: not written to standard output", hint=fmt_hint)
+    arch = load_spec(args)
+    depth = args.depth or None
+    if fmt in ("mermaid", "md"):
+        n = len(build(arch, depth).edges)
+        if n > MERMAID_MAX_EDGES:
+            print(f"warning: {n} edges; Mermaid renders at most {MERMAID_MAX_EDGES} by default: "
+                  "collapse the diagram with --depth 1 or 2", file=sys.stderr)
+    data = render_bytes(arch, fmt, depth)
+    if args.output == "-":
+        sys.stdout.write(data.decode())
+        return 0
+    with open(args.output, "wb") as f:
+        f.write(data)
+    print(f"wrote {args.output} ({fmt}, {len(data):,} bytes)", file=sys.stderr)
+    return 0

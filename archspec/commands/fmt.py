@@ -1,0 +1,64 @@
+"""archspec fmt: rewrite specs in canonical form (or, with --check, list the ones that are not)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from . import command
+from ..errors import SpecError
+
+
+def configure(p):
+    p.add_argument("paths", nargs="+", metavar="PATH", help=".arch files or folders (searched for *.arch); "
+                   "'-' formats standard input to standard output")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not formatted")
+    p.add_argument("--diff", action="store_true", help="print a unified diff of the changes instead of writing")
+
+
+def files(paths: list[str]) -> list[Path]:
+    """The .arch files named by the arguments, folders searched recursively, in order, without repeats."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        found = sorted(p.rglob("*.arch")) if p.is_dir() else [p]
+        out.extend(f for f in found if f not in out)
+    return out
+
+
+@command("fmt", "Rewrite specs in canonical form (4-space indents, operator spacing), keeping comments.", configure)
+def run(args) -> int:
+    import difflib
+
+    from ..formatter import format_text
+    if args.paths == ["-"]:
+        sys.stdout.write(format_text(sys.stdin.read(), "<stdin>"))
+        return 0
+    changed = failed = 0
+    targets = files(args.paths)
+    for path in targets:
+        if not path.is_file():
+            print(f"error: no such spec file: {path}", file=sys.stderr)
+            failed += 1
+            continue
+        text = path.read_text(encoding="utf-8")
+        try:
+            new = format_text(text, str(path))
+        except SpecError as exc:
+            exc.sources[str(path)] = text
+            print(exc.render(), file=sys.stderr)
+            failed += 1
+            continue
+        if new == text:
+            continue
+        changed += 1
+        if args.diff:
+            sys.stdout.writelines(difflib.unified_diff(text.splitlines(True), new.splitlines(True),
+                                                       f"{path} (before)", f"{path} (formatted)"))
+        elif args.check:
+            print(f"would reformat {path}")
+        else:
+            path.write_text(new, encoding="utf-8")
+            print(f"reformatted {path}")
+    verb = "would be reformatted" if args.check or args.diff else "reformatted"
+    print(f"{changed} of {len(targets)} file{'s' if len(targets) != 1 else ''} {verb}"
+          + (f", {failed} failed" if failed else ""), file=sys.stderr)
+    return 1 if failed or (changed and (args.check or args.diff)) else 0
