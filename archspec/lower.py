@@ -15,7 +15,7 @@ from .expressions import EvalError, ExprEvaluator, _Poisoned, bind_targets
 from .ir import INIT_SCHEMES, Architecture, Budget, Input, Node, Output, Scope, Span
 from .limits import Limits
 from .parser import parse, pos_of
-from .values import BlockValue, OpValue, ShapeView, Tensor, type_name
+from .values import BlockValue, OpValue, ShapeView, Tensor, a_type, type_name
 
 KEYWORDS = {"in", "if", "else", "for", "repeat", "as", "residual", "shortcut", "dense", "gate", "branch",
             "save", "from", "output", "budget", "true", "false", "and", "or", "not", "block", "network",
@@ -71,7 +71,7 @@ def read_module(path: Path, root: Path, limits: Limits, errors: list[Diagnostic]
         errors.append(Diagnostic("spec file contains NUL bytes: it is not a text file", Pos(file, 1, 1)))
         return None
     try:
-        tree = parse(text, file)
+        tree = parse(text, file, limits.max_nesting)
     except SpecError as exc:
         errors.extend(exc.diagnostics)
         return None
@@ -137,15 +137,22 @@ def _resolve_use(mod: SpecModule, item: Tree, root: Path, limits: Limits, errors
     where = pos_of(tok, mod.file)
     rel = tok.value[1:-1]
     hint = "use a relative path to a .arch file inside the spec's folder"
-    if not rel or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
+    if not rel:
+        errors.append(Diagnostic("use of an empty path", where, hint))
+        return
+    if rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
         errors.append(Diagnostic(f"use of an absolute path '{rel}' is not allowed", where, hint))
+        return
+    try:
+        target = (mod.path.parent / rel).resolve()  # resolves symlinks too: a link out of the tree is refused
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a name the system refuses
+        errors.append(Diagnostic(f"use of '{rel}': the path cannot be resolved", where, hint))
+        return
+    if not target.is_relative_to(root):
+        errors.append(Diagnostic(f"use of '{rel}' leaves the spec's directory tree ({display_name(root)})", where, hint))
         return
     if not rel.endswith(".arch"):
         errors.append(Diagnostic(f"use of '{rel}': only .arch files can be used", where, hint))
-        return
-    target = (mod.path.parent / rel).resolve()  # resolves symlinks too: a link out of the tree is refused
-    if not target.is_relative_to(root):
-        errors.append(Diagnostic(f"use of '{rel}' leaves the spec's directory tree ({display_name(root)})", where, hint))
         return
     if target in stack:
         errors.append(Diagnostic(f"use of '{rel}' is circular", where, "a file cannot use itself, directly or not"))
@@ -369,14 +376,14 @@ class Lowerer:
         else:
             inputs = [cur]
         if len(args) > len(op.positional):
-            raise EvalError(f"{op_name}() takes at most {len(op.positional)} positional argument"
-                            f"{'s' if len(op.positional) != 1 else ''}, got {len(args)}", where,
-                            f"its arguments are: {', '.join(op.Args.model_fields)}" if op.Args.model_fields else
-                            f"{op_name}() takes no arguments")
+            raise _at_arg(EvalError(f"{op_name}() takes at most {len(op.positional)} positional argument"
+                                    f"{'s' if len(op.positional) != 1 else ''}, got {len(args)}", where,
+                                    f"its arguments are: {', '.join(op.Args.model_fields)}" if op.Args.model_fields
+                                    else f"{op_name}() takes no arguments"), len(op.positional))
         values = dict(zip(op.positional, args))
         for k, v in kwargs.items():
             if k in values:
-                raise EvalError(f"{op_name}(): argument '{k}' given twice", where)
+                raise _at_arg(EvalError(f"{op_name}(): argument '{k}' given twice", where), k)
             values[k] = v
         for k, v in values.items():
             if isinstance(v, tuple):
@@ -384,7 +391,16 @@ class Lowerer:
         try:
             validated = op.Args(**values)
         except ValidationError as exc:
-            raise EvalError(*_explain_validation(op, exc)) from None
+            message, _, hint = _explain_validation(op, exc)
+            loc = exc.errors()[0]["loc"]
+            key = loc[0] if loc else None
+            if key in kwargs:
+                arg = key
+            elif key in op.positional[:len(args)]:
+                arg = op.positional.index(key)
+            else:
+                arg = None
+            raise _at_arg(EvalError(message, where, hint), arg) from None
         if any(t.shape is None for t in inputs):
             return Tensor(name, None, pos)
         for t in inputs:
@@ -465,17 +481,19 @@ class Lowerer:
         target = frame.lookup(name_tok)
         args, kwargs = self.ev.eval_args(args_tree, frame)
         pos = self.pos(stmt, frame)
-        if isinstance(target, OpValue):
+        if isinstance(target, (OpValue, BlockValue)):
             path = cursor.take(label)
             if label is None:
                 self.claim(path, pos, stmt)
-            return self.apply_op(target.name, args, kwargs, cur, path, pos, stmt)
-        if isinstance(target, BlockValue):
-            path = cursor.take(label)
-            if label is None:
-                self.claim(path, pos, stmt)
-            return self.call_block(target, args, kwargs, cur, path, pos, stmt)
-        raise EvalError(f"'{name_tok}' is a {type_name(target)}, not a layer or block", name_tok,
+            try:
+                if isinstance(target, OpValue):
+                    return self.apply_op(target.name, args, kwargs, cur, path, pos, stmt)
+                return self.call_block(target, args, kwargs, cur, path, pos, stmt)
+            except EvalError as exc:  # an error about one argument points at that argument
+                if exc.where is stmt and getattr(exc, "arg", None) is not None:
+                    exc.where = _arg_tree(args_tree, exc.arg) or stmt
+                raise
+        raise EvalError(f"'{name_tok}' is {a_type(target)}, not a layer or block", name_tok,
                         did_you_mean(name_tok.value, set(frame.module.blocks) | set(op_table.REGISTRY)))
 
     def call_block(self, block: BlockValue, args, kwargs, cur: Tensor, path: str, pos: Pos, where) -> Tensor:
@@ -485,18 +503,19 @@ class Lowerer:
             raise EvalError(f"block calls nested deeper than {self.limits.max_call_depth}", where)
         names = [n for n, _ in block.params]
         if len(args) > len(names):
-            raise EvalError(f"block '{block.name}' takes {len(names)} argument{'s' if len(names) != 1 else ''}, "
-                            f"got {len(args)}", where, f"its parameters: {', '.join(names) or 'none'}")
+            raise _at_arg(EvalError(f"block '{block.name}' takes {len(names)} argument{'s' if len(names) != 1 else ''}"
+                                    f", got {len(args)}", where, f"its parameters: {', '.join(names) or 'none'}"),
+                          len(names))
         mod = block.module
         globals_ = self.globals if mod is self.module else self.module_globals(mod)
         frame = Frame(self, mod, globals_, cur)
         given = dict(zip(names, args))
         for k, v in kwargs.items():
             if k not in names:
-                raise EvalError(f"block '{block.name}' has no parameter '{k}'", where,
-                                did_you_mean(k, names) or f"its parameters: {', '.join(names) or 'none'}")
+                raise _at_arg(EvalError(f"block '{block.name}' has no parameter '{k}'", where,
+                                        did_you_mean(k, names) or f"its parameters: {', '.join(names) or 'none'}"), k)
             if k in given:
-                raise EvalError(f"block '{block.name}': argument '{k}' given twice", where)
+                raise _at_arg(EvalError(f"block '{block.name}': argument '{k}' given twice", where), k)
             given[k] = v
         for pname, default in block.params:
             if pname in given:
@@ -555,7 +574,7 @@ class Lowerer:
         targets, iterable, body = stmt.children
         items = self.eval(iterable, frame)
         if not isinstance(items, (list, tuple)):
-            raise EvalError(f"cannot loop over a {type_name(items)}", iterable, "loop over a list or range(n)")
+            raise EvalError(f"cannot loop over {a_type(items)}", iterable, "loop over a list or range(n)")
         inner = self._splice(cursor, label, self.pos(stmt, frame))
         for item in items:
             bind_targets(targets, item, frame)
@@ -635,7 +654,7 @@ class Lowerer:
         name, body = stmt.children
         start = frame.lookup(name)
         if not isinstance(start, Tensor):
-            raise EvalError(f"'{name}' is a {type_name(start)}, not a saved tensor", name, f"save it first: 'save {name}'")
+            raise EvalError(f"'{name}' is {a_type(start)}, not a saved tensor", name, f"save it first: 'save {name}'")
         inner = self._splice(cursor, label, self.pos(stmt, frame))
         return self.run_body(body, frame, inner, start)
 
@@ -643,7 +662,7 @@ class Lowerer:
         for tok in stmt.children:
             t = frame.lookup(tok)
             if not isinstance(t, Tensor):
-                raise EvalError(f"'{tok}' is a {type_name(t)}, not a saved tensor", tok, f"save it first: 'save {tok}'")
+                raise EvalError(f"'{tok}' is {a_type(t)}, not a saved tensor", tok, f"save it first: 'save {tok}'")
             if any(o.name == tok.value for o in self.outputs):
                 raise EvalError(f"output '{tok}' declared twice", tok)
             self.outputs.append(Output(name=tok.value, node=t.name))
@@ -672,6 +691,32 @@ def _rank_hint(op, shape) -> str:
     return f"{op.name}() accepts tensors of rank {', '.join(map(str, op.ranks))}"
 
 
+def _at_arg(exc: EvalError, arg: int | str | None) -> EvalError:
+    """Tag an error with the argument it is about (a position or a keyword), for s_call_stmt to point at."""
+    exc.arg = arg
+    return exc
+
+
+def _arg_tree(args_tree, arg: int | str):
+    """The parse tree of a call's argument: the i-th positional one, or the keyword one named `arg`."""
+    if args_tree is None:
+        return None
+    positional = [a for a in args_tree.children if a is not None and not (isinstance(a, Tree) and a.data == "kwarg")]
+    if isinstance(arg, int):
+        return positional[arg] if arg < len(positional) else None
+    return next((a for a in args_tree.children if isinstance(a, Tree) and a.data == "kwarg"
+                 and a.children[0].value == arg), None)
+
+
+def _spec_repr(v) -> str:
+    """A value as a spec writes it: true/false, "text"."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return repr(v)
+
+
 def _explain_validation(op, exc: ValidationError):
     """A pydantic error in spec terms: which argument, what it expects, what it got."""
     err = exc.errors()[0]
@@ -682,17 +727,17 @@ def _explain_validation(op, exc: ValidationError):
                 None, did_you_mean(str(loc), fields) or (f"its arguments are: {', '.join(fields)}" if fields
                                                          else f"{op.name}() takes no arguments"))
     if err["type"] == "missing":
-        return (f"{op.name}() needs the argument '{loc}'", None, f"for example {op.doc}" if op.doc else None)
+        return (f"{op.name}() needs the argument '{loc}'", None, op.doc or None)
     msg = err["msg"].removeprefix("Value error, ")
-    got = err.get("input")
+    got = _spec_repr(err.get("input"))
     if err["type"] in ("greater_than", "greater_than_equal"):
         return (f"{op.name}(): '{loc}' must be {'positive' if err['type'] == 'greater_than' else 'zero or more'}, "
-                f"got {got!r}", None, None)
+                f"got {got}", None, None)
     if err["type"].startswith("less_than"):
-        return (f"{op.name}(): '{loc}' {msg.lower()}, got {got!r}", None, None)
+        return (f"{op.name}(): '{loc}' {msg.lower().replace('input should be', 'must be')}, got {got}", None, None)
     if "expects" in msg:
         return (f"{op.name}(): '{loc}' {msg}", None, None)
-    return (f"{op.name}(): '{loc}' is invalid ({msg}), got {got!r}", None, op.doc or None)
+    return (f"{op.name}(): '{loc}' is invalid ({msg}), got {got}", None, op.doc or None)
 
 
 # --------------------------------------------------------------------------- the whole spec
@@ -744,8 +789,8 @@ def _check_param_type(name: str, default, value, where: Pos) -> None:
           "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
           "string": lambda v: isinstance(v, str), "list": lambda v: isinstance(v, (list, tuple))}[want]
     if not ok(value):
-        raise EvalError(f"parameter '{name}' is {want} (from its default), but was given {type_name(value)} {value!r}",
-                        where)
+        raise EvalError(f"parameter '{name}' is {want} (from its default), but was given {type_name(value)} "
+                        f"{_spec_repr(value)}", where)
 
 
 def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_size=None) -> Architecture | None:
@@ -753,6 +798,7 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_s
     g = low.globals
     params: dict[str, Any] = {}
     for name, (expr, ppos) in module.params.items():
+        default = None
         try:
             default = low.eval(expr, Frame(low, module, Globals(low, module), None))
             value = g.lookup(Token("NAME", name, line=ppos.line, column=ppos.col))
@@ -761,6 +807,8 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_s
             params[name] = value if isinstance(value, (bool, int, float, str, list, tuple)) or value is None else repr(value)
         except EvalError as exc:
             low.error(str(exc), exc.where if exc.where is not None else ppos, exc.hint)
+            if default is not None and name in g.values:  # go on with the default: no follow-on errors
+                g.values[name] = default
     if module.network is None:
         errors.append(Diagnostic("the spec has no network", Pos(module.file, 1, 1),
                                  "add 'network { ... }' with the layers"))
