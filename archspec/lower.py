@@ -493,8 +493,12 @@ class Lowerer:
                 if exc.where is stmt and getattr(exc, "arg", None) is not None:
                     exc.where = _arg_tree(args_tree, exc.arg) or stmt
                 raise
-        raise EvalError(f"'{name_tok}' is {a_type(target)}, not a layer or block", name_tok,
-                        did_you_mean(name_tok.value, set(frame.module.blocks) | set(op_table.REGISTRY)))
+        if name_tok.value in op_table.REGISTRY or name_tok.value in frame.module.blocks:
+            kind = "op" if name_tok.value in op_table.REGISTRY else "block"
+            hint = f"a variable named '{name_tok}' hides the {kind} of that name: rename the variable"
+        else:
+            hint = did_you_mean(name_tok.value, set(frame.module.blocks) | set(op_table.REGISTRY))
+        raise EvalError(f"'{name_tok}' is {a_type(target)}, not a layer or block", name_tok, hint)
 
     def call_block(self, block: BlockValue, args, kwargs, cur: Tensor, path: str, pos: Pos, where) -> Tensor:
         if any(b is block for b, _ in self.call_stack):
