@@ -10,7 +10,7 @@ from lark import Token, Tree
 from .errors import Pos
 from .limits import Limits
 from .parser import pos_of
-from .values import Builtin, ShapeView, Tensor, type_name
+from .values import Builtin, ShapeView, Tensor, a_type, type_name
 
 
 class EvalError(Exception):
@@ -152,7 +152,7 @@ class ExprEvaluator:
             if base.shape is None:
                 raise _Poisoned()
             return ShapeView(base.shape).attr(name)
-        raise EvalError(f"a {type_name(base)} has no attribute '{name}'", t.children[1],
+        raise EvalError(f"{a_type(base)} has no attribute '{name}'", t.children[1],
                         "only the incoming tensor has attributes: in.channels, in.height, in.width")
 
     def e_index(self, t, scope, d):
@@ -164,11 +164,11 @@ class ExprEvaluator:
                 if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
                     raise EvalError(f"slice bounds must be integers, got {type_name(v)}", sub)
             if not isinstance(base, (list, tuple, str)):
-                raise EvalError(f"cannot slice a {type_name(base)}", t)
+                raise EvalError(f"cannot slice {a_type(base)}", t)
             return base[lo:hi]
         idx = self.eval(sub, scope, d)
         if not isinstance(base, (list, tuple, str)):
-            raise EvalError(f"cannot index a {type_name(base)}", t)
+            raise EvalError(f"cannot index {a_type(base)}", t)
         if isinstance(idx, bool) or not isinstance(idx, int):
             raise EvalError(f"an index must be an integer, got {type_name(idx)}", sub)
         if not -len(base) <= idx < len(base):
@@ -179,7 +179,7 @@ class ExprEvaluator:
         fn = self.eval(t.children[0], scope, d)
         args, kwargs = self.eval_args(t.children[1], scope, d)
         if not isinstance(fn, Builtin):
-            raise EvalError(f"a {type_name(fn)} cannot be called inside an expression", t,
+            raise EvalError(f"{a_type(fn)} cannot be called inside an expression", t,
                             "layers and blocks are statements of their own line")
         try:
             return self._check_int(fn.fn(*args, **kwargs), t)
@@ -215,7 +215,7 @@ class ExprEvaluator:
         if sym == "*" and (isinstance(a, (list, str)) or isinstance(b, (list, str))):
             seq, n = (a, b) if isinstance(a, (list, str)) else (b, a)
             if isinstance(n, bool) or not isinstance(n, int):
-                raise EvalError(f"cannot multiply a {type_name(seq)} by a {type_name(n)}", t)
+                raise EvalError(f"cannot multiply {a_type(seq)} by {a_type(n)}", t)
             if len(seq) * max(n, 0) > self.limits.max_sequence:
                 raise EvalError(f"list longer than {self.limits.max_sequence} items", t)
             return seq * n
@@ -260,7 +260,7 @@ class ExprEvaluator:
     def e_neg(self, t, s, d):
         v = self.eval(t.children[0], s, d)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise EvalError(f"cannot negate a {type_name(v)}", t)
+            raise EvalError(f"cannot negate {a_type(v)}", t)
         return -v
 
     def e_pos(self, t, s, d):
@@ -301,7 +301,7 @@ class ExprEvaluator:
     def _truth(self, v, where) -> bool:
         if isinstance(v, (bool, int, float, str, list, tuple)):
             return bool(v)
-        raise EvalError(f"a {type_name(v)} is neither true nor false", where)
+        raise EvalError(f"{a_type(v)} is neither true nor false", where)
 
     def _check_int(self, v, where):
         if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > self.limits.max_int_bits:
@@ -328,7 +328,7 @@ class ExprEvaluator:
     def _iterate(self, v, where):
         if isinstance(v, (list, tuple, str)):
             return v
-        raise EvalError(f"cannot loop over a {type_name(v)}", where, "loop over a list, range(n) or enumerate(list)")
+        raise EvalError(f"cannot loop over {a_type(v)}", where, "loop over a list, range(n) or enumerate(list)")
 
     # builtins that need the limits
     def _minmax(self, fn):
@@ -343,12 +343,12 @@ class ExprEvaluator:
 
     def _len(self, v):
         if not isinstance(v, (list, tuple, str)):
-            raise TypeError(f"len() of a {type_name(v)}")
+            raise TypeError(f"len() of {a_type(v)}")
         return len(v)
 
     def _sum(self, v):
         if not isinstance(v, (list, tuple)):
-            raise TypeError(f"sum() of a {type_name(v)}")
+            raise TypeError(f"sum() of {a_type(v)}")
         return sum(_num(x, "sum()") for x in v)
 
     def _range(self, *args):
@@ -362,7 +362,7 @@ class ExprEvaluator:
 
     def _enumerate(self, v, start=0):
         if not isinstance(v, (list, tuple)):
-            raise TypeError(f"enumerate() of a {type_name(v)}")
+            raise TypeError(f"enumerate() of {a_type(v)}")
         return [(i + start, x) for i, x in enumerate(v)]
 
     def _zip(self, *seqs):

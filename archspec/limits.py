@@ -11,6 +11,7 @@ class Limits:
     max_nodes: int = 200_000                 # nodes after expanding repeats and loops
     max_call_depth: int = 64                 # nesting of block calls
     max_expr_depth: int = 100                # nesting of an expression's parse tree
+    max_nesting: int = 100                   # ( [ { nested in the text of a spec
     max_int_bits: int = 256                  # magnitude of any integer a spec computes
     max_sequence: int = 1_000_000            # length of a list, range or string a spec builds
     max_params: int = 100_000_000_000        # trainable parameters of the built network

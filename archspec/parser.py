@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from functools import lru_cache
 
 import lark
@@ -21,21 +22,69 @@ _PRETTY = {
 }
 
 
+class _Misplaced(Exception):
+    """A mistake the postlexer sees sooner and better than the LALR parser would; carries its token."""
+
+    def __init__(self, tok: Token, message: str, hint: str | None = None, width: int = 0):
+        super().__init__(message)
+        self.tok, self.message, self.hint, self.width = tok, message, hint, width
+
+
+# Per-parse state shared with the postlexer (the parser is built once and shared).
+_STATE = threading.local()
+_OPENERS = {"LPAR": "(", "LSQB": "[", "LBRACE": "{"}
+_CLOSERS = {"RPAR": "LPAR", "RSQB": "LSQB", "RBRACE": "LBRACE"}
+_MAX_NESTING = 100  # Limits.max_nesting; parse() takes the caller's
+
+
 class _BracketNewlines:
-    """Postlexer: a newline inside ( ) or [ ] is whitespace, so argument lists and tables may span lines."""
+    """Postlexer: a newline inside ( ) or [ ] is whitespace, so argument lists and tables may span lines.
+
+    It also bounds bracket nesting (deep trees would exhaust Python's stack later), remembers the open
+    brackets for 'not closed' errors, and reports a malformed number or an else/shortcut that starts a
+    line right where they are, rather than where the parser would notice."""
 
     always_accept = ("_NL",)
 
     def process(self, stream):
         depth = 0
+        opened = _STATE.opened = []
+        limit = getattr(_STATE, "max_nesting", _MAX_NESTING)
+        prev = None
         for tok in stream:
-            if tok.type in ("LPAR", "LSQB"):
+            kind = tok.type
+            if kind in _OPENERS:
+                opened.append(tok)
+                if len(opened) > limit:
+                    raise _Misplaced(tok, f"brackets nested deeper than {limit} levels",
+                                     "split the expression or the statements into named parts")
+            elif kind in _CLOSERS and opened and opened[-1].type == _CLOSERS[kind]:
+                opened.pop()
+            if kind in ("LPAR", "LSQB"):
                 depth += 1
-            elif tok.type in ("RPAR", "RSQB"):
+            elif kind in ("RPAR", "RSQB"):
                 depth = max(0, depth - 1)
-            elif tok.type == "_NL" and depth:
+            elif kind == "_NL" and depth:
                 continue
+            if prev is not None and prev.type == "NUMBER" and prev.end_pos == tok.start_pos and (
+                    kind in ("NAME", "NUMBER", "LABEL") or tok.value == "."):
+                word = _word_at(prev.start_pos)
+                raise _Misplaced(prev, f"malformed number '{word}'",
+                                 "a number is digits with an optional fraction, exponent and K, M or G suffix",
+                                 len(word))
+            if tok.value in ("else", "shortcut") and kind != "LABEL" and (prev is None or prev.type == "_NL"):
+                raise _Misplaced(tok, f"'{tok.value}' at the start of a line",
+                                 f"'{tok.value}' must follow the closing '}}' on the same line: '}} {tok.value} {{'")
+            prev = tok
             yield tok
+
+
+def _word_at(start: int) -> str:
+    text = getattr(_STATE, "text", "")
+    end = start
+    while end < len(text) and (text[end].isalnum() or text[end] in "._"):
+        end += 1
+    return text[start:end]
 
 
 _OPTIONS = dict(parser="lalr", propagate_positions=True, maybe_placeholders=True)
@@ -117,19 +166,27 @@ _TREES: dict[tuple[str, str], Tree] = {}
 _TREE_CACHE_SIZE = 64
 
 
-def parse(text: str, file: str) -> Tree:
+def parse(text: str, file: str, max_nesting: int = _MAX_NESTING) -> Tree:
     """Parse spec text; raise SpecError with file:line:col on a syntax error.
 
     Trees are cached by (text, file): loading the same spec at another variant or parameter set,
     as analyze/diff/check do, parses it once. Trees are never mutated after parsing."""
-    key = (text, file)
+    key = (text, file, max_nesting)
     tree = _TREES.get(key)
     if tree is not None:
         return tree
+    _STATE.text, _STATE.max_nesting = text, max_nesting
     try:
         tree = _parser().parse(text)
+    except _Misplaced as exc:
+        pos = pos_of(exc.tok, file)
+        if exc.width:
+            pos = Pos(file, pos.line, pos.col, pos.line, pos.col + exc.width)
+        raise SpecError(Diagnostic(exc.message, pos, exc.hint)) from None
     except UnexpectedInput as exc:
         raise SpecError(_syntax_diagnostic(exc, text, file)) from None
+    finally:
+        _STATE.text = ""
     if len(_TREES) >= _TREE_CACHE_SIZE:
         _TREES.pop(next(iter(_TREES)))
     _TREES[key] = tree
@@ -141,8 +198,14 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic
     col = getattr(exc, "column", None) or 1
     if isinstance(exc, UnexpectedCharacters):
         ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
-        hint = "strings use double quotes" if ch == "'" else "remove it, or check for a typo"
+        hint = "a string opens and closes on one line" if ch in "'\"" else "remove it, or check for a typo"
         return Diagnostic(f"unexpected character {ch!r}", Pos(file, line, col, line, col + 1), hint)
+    glued = _malformed_number(exc, text, file)
+    if glued is not None:
+        return glued
+    unclosed = _unclosed(exc, text, file)
+    if unclosed is not None:
+        return unclosed
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         lines = text.splitlines() or [""]
         last = len(lines)
@@ -167,6 +230,50 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic
     if hint is None and expected:
         hint = "expected " + ", ".join(expected[:8]) + (" ..." if len(expected) > 8 else "")
     return Diagnostic(f"unexpected {_describe(tok)}", Pos(file, line, col, line, end_col), hint)
+
+
+def _malformed_number(exc: UnexpectedInput, text: str, file: str) -> Diagnostic | None:
+    """'12x', '0x10', '25m': the lexer splits them into a number and a name, and the parser stumbles on the
+    name; the mistake is the whole word, a malformed number."""
+    tok = getattr(exc, "token", None)
+    start = getattr(tok, "start_pos", None)
+    if tok is None or tok.type in ("$END", "_NL") or not start or not (text[start].isalnum() or text[start] in "._"):
+        return None
+    begin = start
+    while begin > 0 and (text[begin - 1].isalnum() or text[begin - 1] in "._"):
+        begin -= 1
+    if begin == start or not (text[begin].isdigit() or text[begin] == "." and text[begin + 1:begin + 2].isdigit()):
+        return None
+    end = begin
+    while end < len(text) and (text[end].isalnum() or text[end] in "._"):
+        end += 1
+    line = text.count("\n", 0, begin) + 1
+    col = begin - (text.rfind("\n", 0, begin) + 1) + 1
+    return Diagnostic(f"malformed number '{text[begin:end]}'", Pos(file, line, col, line, col + end - begin),
+                      "a number is digits with an optional fraction, exponent and K, M or G suffix")
+
+
+def _unclosed(exc: UnexpectedInput, text: str, file: str) -> Diagnostic | None:
+    """'( is not closed' at the bracket itself, when the parser stumbled on a later line (a newline inside
+    brackets is whitespace, so a missing ')' shows only at the next statement) or at the end of the file."""
+    opened = getattr(_STATE, "opened", None)
+    if not opened:
+        return None
+    last = opened[-1]
+    closer = {"LPAR": "')'", "LSQB": "']'", "LBRACE": "'}'"}[last.type]
+    tok = getattr(exc, "token", None)
+    at_end = isinstance(exc, UnexpectedEOF) or (tok is not None and tok.type == "$END")
+    if at_end:
+        hint = f"add the closing {closer}"
+    elif tok is not None and tok.line and tok.line > last.line and last.type != "LBRACE":
+        expected = {_pretty_terminal(t) for t in getattr(exc, "expected", ())}
+        if closer not in expected:
+            return None
+        also = " or a ','" if "','" in expected else ""
+        hint = f"expected {closer}{also} before {_describe(tok)} at {tok.line}:{tok.column}"
+    else:
+        return None
+    return Diagnostic(f"'{last.value}' is not closed", pos_of(last, file), hint)
 
 
 def pos_of(item, file: str) -> Pos:

@@ -95,3 +95,9 @@ def type_name(v) -> str:
     if isinstance(v, Builtin):
         return "builtin"
     return type(v).__name__
+
+
+def a_type(v) -> str:
+    """The type name with its article, for messages: 'an int', 'a list'."""
+    name = type_name(v)
+    return ("an " if name[0] in "aeiou" else "a ") + name

@@ -21,7 +21,7 @@ def targets(spec: str, variant: str | None) -> list[tuple[str, str | None]]:
         return [t for f in sorted(path.rglob("*.arch")) for t in targets(str(f), variant)]
     if path.suffix == ".arch" and path.is_file() and variant is None:
         text = path.read_text(encoding="utf-8", errors="replace")
-        variants = zoo._VARIANT.findall(text)
+        variants = list(dict.fromkeys(zoo._VARIANT.findall(text)))  # a duplicate is reported once
         if variants:
             return [(spec, v) for v in variants]
     return [(spec, variant)]

@@ -21,26 +21,33 @@ class ShapeError(Exception):
         self.hint = hint
 
 
+def _show(v: Any) -> str:
+    """A value as a spec writes it (true, "text"), for messages."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return f'"{v}"' if isinstance(v, str) else repr(v)
+
+
 def _int_only(v: Any) -> Any:
     # Lax pydantic would turn True into 1 and "64" into 64; a spec must say what it means.
     if isinstance(v, bool) or isinstance(v, str):
-        raise ValueError(f"expects an integer, got {v!r}")
+        raise ValueError(f"expects an integer, got {_show(v)}")
     if isinstance(v, float):
         if v != v or v in (math.inf, -math.inf) or not v.is_integer():
-            raise ValueError(f"expects an integer, got {v!r}; wrap it in int(), round() or make_divisible()")
+            raise ValueError(f"expects an integer, got {_show(v)}; wrap it in int(), round() or make_divisible()")
         return int(v)
     return v
 
 
 def _num_only(v: Any) -> Any:
     if isinstance(v, bool) or isinstance(v, str):
-        raise ValueError(f"expects a number, got {v!r}")
+        raise ValueError(f"expects a number, got {_show(v)}")
     return v
 
 
 def _bool_only(v: Any) -> Any:
     if not isinstance(v, bool):
-        raise ValueError(f"expects true or false, got {v!r}")
+        raise ValueError(f"expects true or false, got {_show(v)}")
     return v
 
 
