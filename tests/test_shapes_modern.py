@@ -240,3 +240,151 @@ def test_block_is_a_label_after_a_newline(tmp_path):
     spec = tmp_path / "k.arch"
     spec.write_text("arch k\ninput x: [4, 8, 8]\nnetwork {\n    relu()\n    block: { conv(4, 1) }\n}\n")
     assert [n.name for n in archspec.load(str(spec)).nodes] == ["0", "block.0"]
+
+
+# ---------------------------------------------------------------- forward vs an independent implementation
+# Hand-written torchvision-style modules (same names, written from torchvision's model code, not from the
+# specs): the compiled spec's weights load into them with strict=True and both compute the same function.
+# This catches what counts and layouts cannot: a wrong activation, a missing residual, SE wiring.
+
+def _reference_models():
+    import torch
+    from torch import nn
+
+    def mdiv(v):
+        from archspec.expressions import make_divisible
+        return make_divisible(v, 8)
+
+    def cna(cin, cout, k, s=1, g=1, act=nn.ReLU6, eps=1e-5, mom=0.1):  # Conv2dNormActivation
+        layers = [nn.Conv2d(cin, cout, k, s, (k - 1) // 2, groups=g, bias=False), nn.BatchNorm2d(cout, eps, mom)]
+        return nn.Sequential(*layers, *([act()] if act else []))
+
+    class SE(nn.Module):
+        def __init__(self, c, sq, act, scale):
+            super().__init__()
+            self.avgpool, self.fc1, self.fc2 = nn.AdaptiveAvgPool2d(1), nn.Conv2d(c, sq, 1), nn.Conv2d(sq, c, 1)
+            self.activation, self.scale_activation = act(), scale()
+
+        def forward(self, x):
+            return self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x))))) * x
+
+    class Res(nn.Module):  # body `conv` (MobileNetV2) or `block` (MBConv, V3); eval: stochastic depth is identity
+        def __init__(self, attr, layers, res):
+            super().__init__()
+            setattr(self, attr, nn.Sequential(*layers))
+            self.attr, self.res = attr, res
+
+        def forward(self, x):
+            y = getattr(self, self.attr)(x)
+            return x + y if self.res else y
+
+    class Net(nn.Module):
+        def __init__(self, features, classifier, relu=False):
+            super().__init__()
+            self.features, self.classifier, self.relu = features, classifier, relu
+
+        def forward(self, x):
+            x = self.features(x)
+            x = torch.relu(x) if self.relu else x
+            return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+    def mobilenet_v2():
+        feats, cin = [cna(3, 32, 3, 2)], 32
+        for t, c, n, s in [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1],
+                           [6, 160, 3, 2], [6, 320, 1, 1]]:
+            for i in range(n):
+                h, st = int(round(cin * t)), s if i == 0 else 1
+                layers = ([cna(cin, h, 1)] if t != 1 else []) + [cna(h, h, 3, st, h), nn.Conv2d(h, c, 1, bias=False),
+                                                               nn.BatchNorm2d(c)]
+                feats.append(Res("conv", layers, st == 1 and cin == c))
+                cin = c
+        return Net(nn.Sequential(*feats, cna(320, 1280, 1)), nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 1000)))
+
+    def efficientnet_b0():
+        feats, cin = [cna(3, 32, 3, 2, act=nn.SiLU)], 32
+        for t, k, s, c, n in [[1, 3, 1, 16, 1], [6, 3, 2, 24, 2], [6, 5, 2, 40, 2], [6, 3, 2, 80, 3],
+                              [6, 5, 1, 112, 3], [6, 5, 2, 192, 4], [6, 3, 1, 320, 1]]:
+            stage = []
+            for i in range(n):
+                h, st = mdiv(cin * t), s if i == 0 else 1
+                layers = ([cna(cin, h, 1, act=nn.SiLU)] if h != cin else []) + [
+                    cna(h, h, k, st, h, act=nn.SiLU), SE(h, max(1, cin // 4), nn.SiLU, nn.Sigmoid), cna(h, c, 1, act=None)]
+                stage.append(Res("block", layers, st == 1 and cin == c))
+                cin = c
+            feats.append(nn.Sequential(*stage))
+        feats.append(cna(320, 1280, 1, act=nn.SiLU))
+        return Net(nn.Sequential(*feats), nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 1000)))
+
+    def mobilenet_v3_small():
+        RE, HS = nn.ReLU, nn.Hardswish
+        feats, cin = [cna(3, 16, 3, 2, act=HS, eps=1e-3, mom=0.01)], 16
+        for k, e, c, se, act, s in [[3, 16, 16, 1, RE, 2], [3, 72, 24, 0, RE, 2], [3, 88, 24, 0, RE, 1],
+                                    [5, 96, 40, 1, HS, 2], [5, 240, 40, 1, HS, 1], [5, 240, 40, 1, HS, 1],
+                                    [5, 120, 48, 1, HS, 1], [5, 144, 48, 1, HS, 1], [5, 288, 96, 1, HS, 2],
+                                    [5, 576, 96, 1, HS, 1], [5, 576, 96, 1, HS, 1]]:
+            layers = ([cna(cin, e, 1, act=act, eps=1e-3, mom=0.01)] if e != cin else []) + \
+                [cna(e, e, k, s, e, act=act, eps=1e-3, mom=0.01)] + \
+                ([SE(e, mdiv(e // 4), nn.ReLU, nn.Hardsigmoid)] if se else []) + [cna(e, c, 1, act=None, eps=1e-3, mom=0.01)]
+            feats.append(Res("block", layers, s == 1 and cin == c))
+            cin = c
+        feats.append(cna(96, 576, 1, act=HS, eps=1e-3, mom=0.01))
+        return Net(nn.Sequential(*feats), nn.Sequential(nn.Linear(576, 1024), HS(), nn.Dropout(0.2), nn.Linear(1024, 1000)))
+
+    def densenet121():
+        from collections import OrderedDict
+
+        class Layer(nn.Module):
+            def __init__(self, cin):
+                super().__init__()
+                self.norm1, self.relu1, self.conv1 = nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, 128, 1, bias=False)
+                self.norm2, self.relu2 = nn.BatchNorm2d(128), nn.ReLU()
+                self.conv2 = nn.Conv2d(128, 32, 3, padding=1, bias=False)
+
+            def forward(self, feats):  # torchvision: each layer reads the concatenation of all before it
+                x = torch.cat(feats, 1)
+                return self.conv2(self.relu2(self.norm2(self.conv1(self.relu1(self.norm1(x))))))
+
+        class Block(nn.ModuleDict):
+            def forward(self, x):
+                feats = [x]
+                for layer in self.values():
+                    feats.append(layer(feats))
+                return torch.cat(feats, 1)
+
+        f = OrderedDict(conv0=nn.Conv2d(3, 64, 7, 2, 3, bias=False), norm0=nn.BatchNorm2d(64), relu0=nn.ReLU(),
+                        pool0=nn.MaxPool2d(3, 2, 1))
+        c = 64
+        for i, n in enumerate([6, 12, 24, 16]):
+            f[f"denseblock{i + 1}"] = Block({f"denselayer{j + 1}": Layer(c + 32 * j) for j in range(n)})
+            c += 32 * n
+            if i < 3:
+                f[f"transition{i + 1}"] = nn.Sequential(OrderedDict(
+                    norm=nn.BatchNorm2d(c), relu=nn.ReLU(), conv=nn.Conv2d(c, c // 2, 1, bias=False), pool=nn.AvgPool2d(2, 2)))
+                c //= 2
+        f["norm5"] = nn.BatchNorm2d(c)
+        return Net(nn.Sequential(f), nn.Linear(c, 1000), relu=True)
+
+    return {"mobilenet_v2": mobilenet_v2, "efficientnet_b0": efficientnet_b0,
+            "mobilenet_v3_small": mobilenet_v3_small, "densenet121": densenet121}
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "efficientnet_b0", "mobilenet_v3_small", "densenet121"])
+def test_forward_matches_independent_implementation(name):
+    torch = pytest.importorskip("torch")
+    from compiler import to_torch
+
+    torch.manual_seed(0)
+    model = to_torch(archspec.load(name, resolution=64)).eval()
+    state = model.state_dict()
+    for k, v in state.items():  # non-trivial batch-norm statistics, so every norm matters
+        if k.endswith(("running_mean", "bias")):
+            v.normal_(0, 0.1)
+        elif k.endswith(("running_var", "weight")) and v.ndim == 1:
+            v.uniform_(0.5, 1.5)
+    ref = _reference_models()[name]().eval()
+    ref.load_state_dict(state, strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        y, y_ref = model(x), ref(x)
+    assert y.shape == (2, 1000)
+    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-4)
