@@ -254,6 +254,18 @@ class Report:
             "warnings": list(self.warnings),
         }
 
+    def to_json(self, depth: int = 1) -> str:
+        """`to_dict` as JSON text: one line per key, and per layer and scope, so that diffs read well.
+        (json's C encoder only runs without indent: this is several times faster than indent=2.)"""
+        import json
+        lines = []
+        for key, value in self.to_dict(depth).items():
+            if isinstance(value, list) and value:
+                items = ",\n".join("    " + json.dumps(v) for v in value)
+                lines.append(f"  {json.dumps(key)}: [\n{items}\n  ]")
+            else:
+                lines.append(f"  {json.dumps(key)}: {json.dumps(value)}")
+        return "{\n" + ",\n".join(lines) + "\n}"
 
 # ---------------------------------------------------------------- the pass
 

@@ -1,7 +1,6 @@
 """archspec analyze: parameters, MACs, memory and receptive fields of a spec, without torch."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def run(args) -> int:
         return 0
     report = analyze(arch)
     if args.format == "json":
-        print(json.dumps(report.to_dict(max(args.depth, 1)), indent=2))
+        print(report.to_json(max(args.depth, 1)))
     elif args.format == "md":
         print(markdown(report, args.depth))
     else:
@@ -77,11 +76,15 @@ def _rows(report, depth: int):
             for s in report.scopes(depth)]
 
 
-def _field_cells(f) -> tuple[str, str]:
-    from ..analysis import _axes
+def _field_cells(f, shape) -> tuple[str, str]:
+    """(RF, stride) cells. A gated map (global, still spatial) shows its local field too: the field keeps growing
+    through the convs after a squeeze-and-excitation gate, and that is worth seeing."""
+    from ..analysis import _axes, _is_map
     if not f.size:
         return "-", "-"
-    return ("global", "-") if f.is_global else (_axes(f.size), _axes(f.stride))
+    if not f.is_global:
+        return _axes(f.size), _axes(f.stride)
+    return (f"global ({_axes(f.size)})", _axes(f.stride)) if _is_map(shape) else ("global", "-")
 
 
 def _network_field(report) -> str:
@@ -125,7 +128,7 @@ def table(report, depth: int) -> None:
     t.add_column("stride", justify="right")
     for name, kind, n, shape, params, macs, f in _rows(report, depth):
         cells = [name, kind] + ([str(n)] if depth else [])
-        t.add_row(*cells, "x".join(map(str, shape)), f"{params:,}", human(macs), *_field_cells(f))
+        t.add_row(*cells, "x".join(map(str, shape)), f"{params:,}", human(macs), *_field_cells(f, shape))
     console.print(t)
     for key, value in _summary(report):
         console.print(f"[bold]{key:>15}[/bold]  {value}", highlight=False)
@@ -140,7 +143,7 @@ def markdown(report, depth: int) -> str:
     out += ["", f"| {'layer' if depth == 0 else 'scope'} | block / op | output | params | MACs | RF | stride |",
             "|---|---|---|---:|---:|---:|---:|"]
     for name, kind, _n, shape, params, macs, f in _rows(report, depth):
-        size, stride = _field_cells(f)
+        size, stride = _field_cells(f, shape)
         out.append(f"| `{name}` | {kind} | {'x'.join(map(str, shape))} | {params:,} | {human(macs, 'MACs')} "
                    f"| {size} | {stride} |")
     if report.warnings:
