@@ -264,6 +264,17 @@ def test_adaptive_pool_that_divides_its_input_is_a_plain_pool(tmp_path):
     assert rf(r.layer("p").receptive_field) == ((3 + 3, 3 + 3), (4, 4), (1, 1), False)
 
 
+def test_adaptive_pool_with_uneven_windows_takes_the_widest(tmp_path):
+    r = analyze(spec(tmp_path, "conv(8, 3, pad = 1); p: adaptive_avgpool(3)", (3, 8, 8)))
+    # PyTorch's windows on 8 -> 3: [0, 3), [2, 6), [5, 8): the widest is 4 wide; stride floor(8 / 3) = 2.
+    assert rf(r.layer("p").receptive_field) == ((3 + 3, 3 + 3), (2, 2), (1, 1), False)
+
+
+def test_softmax_over_a_spatial_axis_is_global(tmp_path):
+    r = analyze(spec(tmp_path, "conv(8, 3, pad = 1); a: softmax(0); b: softmax(2)", (3, 8, 8)))
+    assert not r.layer("a").receptive_field.is_global and r.layer("b").receptive_field.is_global
+
+
 def test_input_size_changes_costs_not_params(tmp_path):
     a = analyze(spec(tmp_path, "conv(8, 3, pad = 1); gap(); flatten(); linear(4)", (3, 16, 16)))
     b = analyze(spec(tmp_path, "conv(8, 3, pad = 1); gap(); flatten(); linear(4)", (3, 16, 16), input_size=(32, 32)))

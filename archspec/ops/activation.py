@@ -1,7 +1,7 @@
 """Element-wise activations and softmax: shape-preserving, no parameters."""
 from __future__ import annotations
 
-from .base import Attrs, Int, Op, ShapeError, register
+from .base import GLOBAL, Attrs, Int, Op, ShapeError, register
 
 
 def _activation(op_name: str, text: str) -> type[Op]:
@@ -37,3 +37,8 @@ class Softmax(Op):
         if not -rank <= args.dim < rank:
             raise ShapeError(f"softmax dim {args.dim} is out of range for a sample of shape {list(ins[0])}")
         return {"dim": args.dim % rank}
+
+    @classmethod
+    def receptive(cls, a, ins):
+        # Along a spatial axis every output depends on the whole axis.
+        return GLOBAL if a["dim"] > 0 and ins[0][a["dim"]] > 1 else None

@@ -84,12 +84,15 @@ class AdaptiveAvgPool(Op):
     @classmethod
     def receptive(cls, a, ins):
         # Exact when the output divides the input (VGG's 7x7 of a 7x7 map is the identity);
-        # otherwise the windows overlap unevenly and no single stride describes them.
+        # otherwise the windows [floor(i x / o), ceil((i + 1) x / o)) overlap unevenly and no single
+        # stride describes them: the widest window bounds every unit's field, floor(x / o) the stride.
         out = []
         for x, o in zip(ins[0][1:], a["size"]):
             if x % o:
-                return GLOBAL if o == 1 else None
-            out.append(RF(x // o, x // o, 0))
+                widest = max(-(-(i + 1) * x // o) - i * x // o for i in range(o))
+                out.append(RF(widest, max(1, x // o), 0))
+            else:
+                out.append(RF(x // o, x // o, 0))
         if all(r.kernel == x for r, x in zip(out, ins[0][1:])) and any(x > 1 for x in ins[0][1:]):
             return GLOBAL
         return out
