@@ -101,7 +101,7 @@ def _summary(report) -> list[tuple[str, str]]:
     return [
         ("input", shapes(report.inputs)),
         ("outputs", shapes(report.outputs)),
-        ("params", f"{report.params:,} ({human(report.params)})"),
+        ("params", f"{report.params:,}" + (f" ({human(report.params)})" if report.params >= 1000 else "")),
         ("buffers", f"{report.buffers:,}"),
         ("compute", macs_text(report.macs)),
         ("memory", f"{bytes_text(report.memory.outputs)} of outputs, peak {bytes_text(report.memory.peak)} "
