@@ -1,0 +1,87 @@
+"""archspec bench: onnxruntime latency and throughput of an .onnx file, or of a spec exported on the fly."""
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from . import add_format_arg, add_spec_args, command, load_spec
+from ..errors import SpecError
+
+
+def configure(p):
+    add_spec_args(p)
+    p.add_argument("--provider", default="cuda,cpu",
+                   help="execution providers in order of preference (default: cuda,cpu; CPU is the fallback)")
+    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    p.add_argument("--iters", type=int, default=50, help="timed runs (default 50)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="for a spec: the export's type (an .onnx file keeps its own)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: onnxruntime's)")
+    add_format_arg(p, ("table", "json"))
+
+
+def _model(args):
+    """(ModelProto or path, label): an existing .onnx file, or the spec exported in memory."""
+    path = Path(args.spec)
+    if path.suffix == ".onnx":
+        if not path.is_file():
+            raise SpecError(f"no such model file: {path}", hint="export one with: archspec export SPEC -o FILE.onnx")
+        return str(path), path.name
+    arch = load_spec(args)
+    from compiler.onnx import to_onnx
+    return to_onnx(arch, dtype=args.dtype), f"{arch.title} ({args.dtype})"
+
+
+@command("bench", "Time a model (.onnx or a spec) with onnxruntime: latency percentiles and throughput.", configure)
+def run(args) -> int:
+    if args.batch < 1 or args.iters < 1 or args.warmup < 0:
+        raise ValueError("--batch and --iters must be at least 1, --warmup at least 0")
+    import numpy as np
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from compiler.runtime import Session, time_runs
+
+    err = Console(stderr=True)
+    model, label = _model(args)
+    with warnings.catch_warnings(record=True):  # the fallback message is printed below, once
+        warnings.simplefilter("always")
+        sess = Session(model, providers=args.provider, threads=args.threads)
+    if sess.fallback:
+        err.print(f"[yellow]note:[/] {sess.fallback}")
+
+    rng = np.random.default_rng(0)
+    inputs = []
+    for inp, dtype in zip(sess.inputs, sess.input_dtypes):
+        shape = [args.batch if i == 0 and not isinstance(d, int) else d for i, d in enumerate(inp.shape)]
+        if not all(isinstance(d, int) for d in shape):
+            raise ValueError(f"input '{inp.name}' has a dynamic axis other than the batch: {inp.shape}")
+        inputs.append(rng.standard_normal(shape).astype(dtype or np.float32))
+    batch = inputs[0].shape[0] if inputs and inputs[0].ndim else 1
+    runner = sess.runner(*inputs)
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task(f"{label} on {sess.providers[0]}", total=args.warmup + args.iters)
+        times = time_runs(runner, args.iters, args.warmup, progress=lambda n: bar.advance(task, n))
+
+    p50, p90, p99 = (float(np.percentile(times, q)) for q in (50, 90, 99))
+    result = {"model": label, "provider": sess.providers[0], "batch": batch, "iters": args.iters,
+              "warmup": args.warmup, "mean_ms": float(times.mean()), "min_ms": float(times.min()),
+              "p50_ms": p50, "p90_ms": p90, "p99_ms": p99,
+              "throughput": batch * 1e3 / float(times.mean())}
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+        return 0
+    from rich.table import Table
+    print(f"{label}: {sess.providers[0]}, batch {batch}, {args.iters} runs after {args.warmup} warm-up")
+    table = Table()
+    for col in ("p50 ms", "p90 ms", "p99 ms", "mean ms", "min ms", "samples/s"):
+        table.add_column(col, justify="right")
+    table.add_row(*(f"{result[k]:.3f}" for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms")),
+                  f"{result['throughput']:.1f}")
+    Console(file=sys.stdout).print(table)
+    return 0

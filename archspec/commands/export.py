@@ -1,0 +1,51 @@
+"""archspec export: a spec -> an ONNX file, checked by onnx's full checker and by comparing onnx's
+inferred shapes with the IR's."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import add_spec_args, command, load_spec
+from ..errors import SpecError
+
+
+def configure(p):
+    add_spec_args(p)
+    p.add_argument("-o", "--output", help="the .onnx file to write (default: <variant or name>.onnx)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (13 to 21; default 17)")
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="weights and IO type")
+    p.add_argument("--fold-bn", action="store_true", help="fold batch norms into the preceding conv/linear")
+    p.add_argument("--weights", metavar="STATE_DICT",
+                   help="a state_dict file (.pt/.pth loaded with weights_only=True, or .safetensors); "
+                        "default: fresh weights, initialised as the spec says")
+    p.add_argument("--static-batch", action="store_true", help="a fixed batch of 1 instead of a dynamic axis")
+
+
+@command("export", "Export a spec to ONNX (checked with onnx's full checker and shape inference).", configure)
+def run(args) -> int:
+    arch = load_spec(args)
+    from compiler.onnx import check, to_onnx  # heavy: onnx, numpy, torch (for the weights)
+
+    out = Path(args.output or f"{arch.title}.onnx")
+    model = to_onnx(arch, out, state_dict=args.weights, opset=args.opset, dynamic_batch=not args.static_batch,
+                    dtype=args.dtype, fold_bn=args.fold_bn)
+    params = sum(_numel(t.dims) for t in model.graph.initializer)
+    size = out.stat().st_size
+    print(f"wrote {out}: {len(model.graph.node)} nodes, {params / 1e6:.2f}M parameters, {size / 2**20:.1f} MiB, "
+          f"opset {args.opset}, {args.dtype}, batch {'1' if args.static_batch else 'dynamic'}"
+          + (", batch norms folded" if args.fold_bn else ""))
+    del model  # the checker reads the file (models over 2 GB included)
+    try:
+        compared = check(arch, out)
+    except SpecError:
+        out.unlink()  # never leave a model that failed its checks where a deployment could pick it up
+        raise
+    print("checker: ok (full check)")
+    print(f"shapes match the IR: {compared} of {compared} values")
+    return 0
+
+
+def _numel(dims) -> int:
+    n = 1
+    for d in dims:
+        n *= d
+    return n

@@ -1,0 +1,177 @@
+"""Run exported models with onnxruntime: provider selection, numpy or torch inputs, numpy outputs.
+
+    from compiler.runtime import Session
+    sess = Session("resnet50.onnx")                 # CUDA first when available, else CPU (with a warning)
+    logits = sess(images)                           # numpy array or torch tensor in, numpy out
+    sess = Session(model_proto, providers="cpu")    # a ModelProto from to_onnx works too
+
+torch is never imported here: a torch tensor is recognised by its type's module and converted with
+its own methods.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["PROVIDERS", "Session", "available_providers", "resolve_providers", "time_runs"]
+
+# Short names accepted by --provider and Session(providers=...), in the default order of preference.
+PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider",
+             "tensorrt": "TensorrtExecutionProvider", "dml": "DmlExecutionProvider",
+             "coreml": "CoreMLExecutionProvider", "openvino": "OpenVINOExecutionProvider"}
+DEFAULT = ("cuda", "cpu")
+
+_NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+             "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+    return list(ort.get_available_providers())
+
+
+def resolve_providers(providers: str | Sequence[str] | None = None) -> tuple[list[str], list[str]]:
+    """Requested providers (short or full names, a list or "cuda,cpu") -> (the available ones in order,
+    notes on those dropped). CPU is always appended last as the fallback."""
+    if providers is None:
+        providers = DEFAULT
+    if isinstance(providers, str):
+        providers = [p for p in providers.split(",") if p.strip()]
+    available = available_providers()
+    chosen, notes = [], []
+    for p in providers:
+        full = PROVIDERS.get(p.strip().lower(), p.strip())
+        if full not in PROVIDERS.values() and full not in available:
+            raise ValueError(f"unknown execution provider '{p}'; use one of {', '.join(PROVIDERS)} "
+                             f"(available here: {', '.join(available)})")
+        if full in available:
+            if full not in chosen:
+                chosen.append(full)
+        elif full == "CUDAExecutionProvider":
+            notes.append("CUDA is not available (onnxruntime-gpu is not installed or sees no GPU): "
+                         "running on CPU. Install onnxruntime-gpu on a machine with an NVIDIA GPU to use CUDA.")
+        else:
+            notes.append(f"{full} is not available in this onnxruntime build: skipped")
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen, notes
+
+
+def _to_numpy(value, dtype) -> np.ndarray:
+    """A numpy array from a numpy array, a torch tensor (no torch import) or anything array-like,
+    cast to the model's input type (so float32 data can feed a float16 model)."""
+    if type(value).__module__.startswith("torch"):
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            value = value.float()
+        value = value.numpy()
+    array = np.asarray(value)
+    if dtype is not None and array.dtype != dtype:
+        array = array.astype(dtype)
+    return np.ascontiguousarray(array)
+
+
+class Session:
+    """An onnxruntime InferenceSession with provider selection and numpy/torch inputs.
+
+    providers: None (CUDA first when available, CPU fallback), "cuda,cpu", or a list of short or full
+    names. `fallback` holds the message when a requested provider could not be used (also warned).
+    threads: intra-op threads for the CPU provider (None: onnxruntime's default)."""
+
+    def __init__(self, model, providers: str | Sequence[str] | None = None, threads: int | None = None,
+                 optimization: str = "all"):
+        import onnxruntime as ort
+
+        chosen, notes = resolve_providers(providers)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[optimization]
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3  # errors only: the CUDA provider is chatty about fallbacks
+        source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(Path(model))
+        self.session = ort.InferenceSession(source, options, providers=chosen)
+        self.providers = self.session.get_providers()
+        if "CUDAExecutionProvider" in chosen and "CUDAExecutionProvider" not in self.providers:
+            # Listed as available but failed to load (missing CUDA/cuDNN libraries, no device).
+            notes.append("the CUDA provider failed to initialise (check the CUDA and cuDNN libraries "
+                         "onnxruntime-gpu needs): running on CPU")
+        self.fallback = "; ".join(notes) or None
+        if self.fallback:
+            warnings.warn(self.fallback, RuntimeWarning, stacklevel=2)
+        self.inputs = self.session.get_inputs()
+        self.outputs = self.session.get_outputs()
+        self.input_names = [i.name for i in self.inputs]
+        self.output_names = [o.name for o in self.outputs]
+        self.input_dtypes = [_NP_TYPES.get(i.type) for i in self.inputs]
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
+
+    def feeds(self, *args, **named) -> dict[str, np.ndarray]:
+        """Positional inputs in the model's order and/or inputs by name -> onnxruntime feeds."""
+        if len(args) > len(self.inputs):
+            raise TypeError(f"the model takes {len(self.inputs)} input(s) ({', '.join(self.input_names)}), "
+                            f"got {len(args)}")
+        out = {}
+        for inp, dtype, value in zip(self.inputs, self.input_dtypes, args):
+            out[inp.name] = _to_numpy(value, dtype)
+        for name, value in named.items():
+            if name not in self.input_names:
+                raise TypeError(f"the model has no input '{name}' (inputs: {', '.join(self.input_names)})")
+            out[name] = _to_numpy(value, self.input_dtypes[self.input_names.index(name)])
+        missing = [n for n in self.input_names if n not in out]
+        if missing:
+            raise TypeError(f"missing input(s): {', '.join(missing)}")
+        return out
+
+    def run(self, *args, **named) -> list[np.ndarray]:
+        """All outputs, as numpy arrays, in the model's order."""
+        return self.session.run(self.output_names, self.feeds(*args, **named))
+
+    def __call__(self, *args, **named):
+        """The output (a numpy array), or a tuple of them for a model with several outputs."""
+        outs = self.run(*args, **named)
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def runner(self, *args, **named) -> Callable[[], None]:
+        """A function that runs the model once on fixed inputs, for timing. On GPU it uses IO binding:
+        inputs are copied to the device once and outputs stay there, so only the model is timed."""
+        feeds = self.feeds(*args, **named)
+        if self.device == "cpu":
+            return lambda: self.session.run(self.output_names, feeds)
+        import onnxruntime as ort
+        binding = self.session.io_binding()
+        for name, array in feeds.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0))
+        for name in self.output_names:
+            binding.bind_output(name, "cuda")
+
+        def run() -> None:
+            self.session.run_with_iobinding(binding)
+            binding.synchronize_outputs()
+        return run
+
+
+def time_runs(run: Callable[[], None], iters: int, warmup: int = 5, progress=None) -> np.ndarray:
+    """Latencies in milliseconds of `iters` calls after `warmup` untimed ones (progress(n) after each)."""
+    for _ in range(warmup):
+        run()
+        if progress:
+            progress(1)
+    times = np.empty(iters)
+    for i in range(iters):
+        t0 = time.perf_counter()
+        run()
+        times[i] = (time.perf_counter() - t0) * 1e3
+        if progress:
+            progress(1)
+    return times
