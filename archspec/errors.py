@@ -55,8 +55,11 @@ class Diagnostic:
 
 def _read_quietly(path: str) -> str | None:
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        p = Path(path)
+        if p.stat().st_size > 16 << 20:  # an over-long file is reported without quoting it
+            return None
+        return p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, ValueError):
         return None
 
 

@@ -22,7 +22,12 @@ class EvalError(Exception):
         self.hint = hint
 
 
+class WorkLimit(EvalError):
+    """A limit on the total work of a load (steps, items built): reported once, then loading stops."""
+
+
 _SUFFIX = {"K": 10**3, "M": 10**6, "G": 10**9}
+_SEQ_HINT = "build shorter lists, or raise Limits.max_sequence"
 
 
 def parse_number(text: str):
@@ -69,6 +74,8 @@ class ExprEvaluator:
     def __init__(self, file: str, limits: Limits):
         self.file = file
         self.limits = limits
+        self.steps = 0   # statements run + comprehension items, against limits.max_steps
+        self.built = 0   # items of the lists and strings built, against limits.max_built_items
         self._rules = {name[2:]: getattr(self, name) for name in dir(self) if name.startswith("e_")}
         self.builtins = {
             "min": Builtin("min", self._minmax(min)), "max": Builtin("max", self._minmax(max)),
@@ -129,12 +136,13 @@ class ExprEvaluator:
         expr, targets, iterable, cond = t.children
         out = []
         for item in self._iterate(self.eval(iterable, scope, d), iterable):
+            self.step(t)
             inner = scope.child()
             bind_targets(targets, item, inner)
             if cond is None or self._truth(self.eval(cond, inner, d), cond):
                 out.append(self.eval(expr, inner, d))
                 if len(out) > self.limits.max_sequence:
-                    raise EvalError(f"list longer than {self.limits.max_sequence} items", t)
+                    raise EvalError(f"list longer than {self.limits.max_sequence} items", t, _SEQ_HINT)
         return out
 
     # ---- postfix ----
@@ -165,7 +173,7 @@ class ExprEvaluator:
                     raise EvalError(f"slice bounds must be integers, got {type_name(v)}", sub)
             if not isinstance(base, (list, tuple, str)):
                 raise EvalError(f"cannot slice {a_type(base)}", t)
-            return base[lo:hi]
+            return self._check_len(base[lo:hi], t)
         idx = self.eval(sub, scope, d)
         if not isinstance(base, (list, tuple, str)):
             raise EvalError(f"cannot index {a_type(base)}", t)
@@ -183,7 +191,9 @@ class ExprEvaluator:
                             "layers and blocks are statements of their own line")
         try:
             return self._check_int(fn.fn(*args, **kwargs), t)
-        except EvalError:
+        except EvalError as exc:
+            if exc.where is None:
+                exc.where = t
             raise
         except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
             raise EvalError(f"{fn.name}(): {_plain(exc)}", t) from None
@@ -217,7 +227,8 @@ class ExprEvaluator:
             if isinstance(n, bool) or not isinstance(n, int):
                 raise EvalError(f"cannot multiply {a_type(seq)} by {a_type(n)}", t)
             if len(seq) * max(n, 0) > self.limits.max_sequence:
-                raise EvalError(f"list longer than {self.limits.max_sequence} items", t)
+                raise EvalError(f"list longer than {self.limits.max_sequence} items", t, _SEQ_HINT)
+            self._count_built(len(seq) * max(n, 0), t)
             return seq * n
         if sym == "+" and isinstance(a, str) and isinstance(b, str):
             return self._check_len(a + b, t)
@@ -304,7 +315,8 @@ class ExprEvaluator:
         raise EvalError(f"{a_type(v)} is neither true nor false", where)
 
     def _check_int(self, v, where):
-        if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > self.limits.max_int_bits:
+        if (isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > self.limits.max_int_bits
+                and abs(v) > 1 << self.limits.max_int_bits):
             raise EvalError(f"integer larger than 2**{self.limits.max_int_bits}", where,
                             "sizes this large cannot describe a network")
         if isinstance(v, (list, tuple, str)):
@@ -313,8 +325,23 @@ class ExprEvaluator:
 
     def _check_len(self, v, where):
         if len(v) > self.limits.max_sequence:
-            raise EvalError(f"list longer than {self.limits.max_sequence} items", where)
+            raise EvalError(f"list longer than {self.limits.max_sequence} items", where, _SEQ_HINT)
+        self._count_built(len(v), where)
         return v
+
+    def _count_built(self, n: int, where) -> None:
+        # Lists are built from other lists in loops and comprehensions: bound their sum, not only each one.
+        self.built += n
+        if self.built > self.limits.max_built_items:
+            raise WorkLimit(f"the spec builds more than {self.limits.max_built_items:,} list items in all", where,
+                            "build smaller lists, or raise Limits.max_built_items")
+
+    def step(self, where) -> None:
+        """Count one statement or comprehension item: loops, however nested, end in bounded time."""
+        self.steps += 1
+        if self.steps > self.limits.max_steps:
+            raise WorkLimit(f"the spec takes more than {self.limits.max_steps:,} evaluation steps", where,
+                            "lower the repeat counts and loop lengths, or raise Limits.max_steps")
 
     def _check_pow(self, a, b, where):
         # Decide from the sizes before computing: 2 ** 10 ** 9 must fail at once, not hang.
@@ -357,7 +384,8 @@ class ExprEvaluator:
                 raise TypeError(f"range() expects integers, got {type_name(v)}")
         r = range(*args)
         if len(r) > self.limits.max_sequence:
-            raise ValueError(f"range of {len(r)} items is longer than the limit of {self.limits.max_sequence}")
+            raise EvalError(f"range(): range of {len(r)} items is longer than the limit of {self.limits.max_sequence}",
+                            None, _SEQ_HINT)
         return list(r)
 
     def _enumerate(self, v, start=0):

@@ -6,14 +6,16 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Limits:
-    max_file_bytes: int = 1_000_000          # one .arch file
+    max_file_bytes: int = 256_000            # one .arch file (parsing takes ~5 us a byte)
     max_use_depth: int = 8                   # use -> use -> ... chains
-    max_nodes: int = 200_000                 # nodes after expanding repeats and loops
+    max_nodes: int = 50_000                  # nodes after expanding repeats and loops
     max_call_depth: int = 64                 # nesting of block calls
     max_expr_depth: int = 100                # nesting of an expression's parse tree
     max_nesting: int = 100                   # ( [ { nested in the text of a spec
     max_int_bits: int = 256                  # magnitude of any integer a spec computes
     max_sequence: int = 1_000_000            # length of a list, range or string a spec builds
+    max_built_items: int = 10_000_000        # items of all lists and strings built while loading, together
+    max_steps: int = 1_000_000               # statements run and comprehension items: bounds loops
     max_params: int = 100_000_000_000        # trainable parameters of the built network
     max_activation_bytes: int = 1 << 40      # float32 activation memory for one sample
     max_errors: int = 50                     # diagnostics reported before stopping

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from . import ops as op_table
 from .errors import Diagnostic, Pos, SpecError, did_you_mean
-from .expressions import EvalError, ExprEvaluator, _Poisoned, bind_targets
+from .expressions import EvalError, ExprEvaluator, WorkLimit, _Poisoned, bind_targets
 from .ir import INIT_SCHEMES, Architecture, Budget, Input, Node, Output, Scope, Span
 from .limits import Limits
 from .parser import parse, pos_of
@@ -54,21 +54,27 @@ def read_module(path: Path, root: Path, limits: Limits, errors: list[Diagnostic]
                 use_pos: Pos | None = None) -> SpecModule | None:
     """Read, parse and index a spec file and, recursively, the files it `use`s."""
     file = display_name(path)
+    data = b""
     try:
         size = path.stat().st_size
+        if size <= limits.max_file_bytes:  # st_size may lie (a growing file, /proc): read at most one byte more
+            with path.open("rb") as f:
+                data = f.read(limits.max_file_bytes + 1)
+            size = max(size, len(data))
         if size > limits.max_file_bytes:
             errors.append(Diagnostic(f"spec file is {size} bytes, over the limit of {limits.max_file_bytes}",
                                      use_pos or Pos(file, 1, 1), "split it, or raise Limits.max_file_bytes"))
             return None
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        errors.append(Diagnostic("spec file is not valid UTF-8 text", use_pos or Pos(file, 1, 1)))
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        errors.append(Diagnostic("spec file is not valid UTF-8 text", _byte_pos(data, exc.start, file)))
         return None
     except OSError as exc:
         errors.append(Diagnostic(f"cannot read spec file '{file}': {exc.strerror or exc}", use_pos))
         return None
     if "\x00" in text:
-        errors.append(Diagnostic("spec file contains NUL bytes: it is not a text file", Pos(file, 1, 1)))
+        errors.append(Diagnostic("spec file contains NUL bytes: it is not a text file",
+                                 _byte_pos(data, data.index(b"\x00"), file)))
         return None
     try:
         tree = parse(text, file, limits.max_nesting)
@@ -82,6 +88,13 @@ def read_module(path: Path, root: Path, limits: Limits, errors: list[Diagnostic]
         if item.data == "use_decl":
             _resolve_use(mod, item, root, limits, errors, stack + (path.resolve(),))
     return mod
+
+
+def _byte_pos(data: bytes, offset: int, file: str) -> Pos:
+    """The line and column (in characters) of a byte offset."""
+    start = data.rfind(b"\n", 0, offset) + 1
+    col = len(data[start:offset].decode("utf-8", errors="replace")) + 1
+    return Pos(file, data.count(b"\n", 0, offset) + 1, col)
 
 
 def _index_item(mod: SpecModule, item: Tree, errors: list[Diagnostic]) -> None:
@@ -158,7 +171,8 @@ def _resolve_use(mod: SpecModule, item: Tree, root: Path, limits: Limits, errors
         errors.append(Diagnostic(f"use of '{rel}' is circular", where, "a file cannot use itself, directly or not"))
         return
     if len(stack) > limits.max_use_depth:
-        errors.append(Diagnostic(f"use chain deeper than {limits.max_use_depth} files", where))
+        errors.append(Diagnostic(f"use chain deeper than {limits.max_use_depth} files", where,
+                                 "use the blocks through fewer files, or raise Limits.max_use_depth"))
         return
     if not target.is_file():
         errors.append(Diagnostic(f"use of '{rel}': no such file", where, hint))
@@ -293,6 +307,14 @@ class Cursor:
 
 class _Abort(Exception):
     """Stop lowering: too many errors, or a limit that makes going on pointless."""
+
+
+class _TooDeep(Exception):
+    """Python's stack ran out under a statement (at `pos`): reported as a spec error."""
+
+    def __init__(self, pos: Pos):
+        super().__init__(str(pos))
+        self.pos = pos
 
 
 # --------------------------------------------------------------------------- the lowering
@@ -433,12 +455,17 @@ class Lowerer:
 
     def run_stmt(self, stmt: Tree, frame: Frame, cursor: Cursor, cur: Tensor, label: str | None) -> Tensor:
         try:
+            self.ev.step(stmt)
             return getattr(self, "s_" + stmt.data)(stmt, frame, cursor, cur, label)
         except EvalError as exc:
             self.error(str(exc), exc.where if exc.where is not None else stmt, exc.hint, frame.module.file)
+            if isinstance(exc, WorkLimit):
+                raise _Abort() from None
             return Tensor(cur.name, None, cur.origin)
         except _Poisoned:
             return Tensor(cur.name, None, cur.origin)
+        except RecursionError:  # nested blocks and groups, or a deeply nested value: an error, not a crash
+            raise _TooDeep(self.pos(stmt, frame)) from None
 
     def s_labeled(self, stmt, frame, cursor, cur, label):
         label_tree, inner = stmt.children
@@ -504,7 +531,8 @@ class Lowerer:
         if any(b is block for b, _ in self.call_stack):
             raise EvalError(f"block '{block.name}' calls itself", where, "recursion is not allowed: use repeat")
         if len(self.call_stack) >= self.limits.max_call_depth:
-            raise EvalError(f"block calls nested deeper than {self.limits.max_call_depth}", where)
+            raise EvalError(f"block calls nested deeper than {self.limits.max_call_depth}", where,
+                            "flatten the blocks, or raise Limits.max_call_depth")
         names = [n for n, _ in block.params]
         if len(args) > len(names):
             raise _at_arg(EvalError(f"block '{block.name}' takes {len(names)} argument{'s' if len(names) != 1 else ''}"
@@ -781,6 +809,11 @@ def lower(module: SpecModule, variant: str | None, overrides: dict, limits: Limi
     try:
         return _lower_network(low, module, variant, overrides, input_size)
     except _Abort:
+        return None
+    except (_TooDeep, RecursionError) as exc:
+        errors.append(Diagnostic("the spec nests blocks, statements or values too deeply to evaluate",
+                                 exc.pos if isinstance(exc, _TooDeep) else module.network_pos,
+                                 "flatten the nesting; Limits.max_call_depth and max_nesting bound it"))
         return None
 
 

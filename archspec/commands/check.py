@@ -20,7 +20,9 @@ def targets(spec: str, variant: str | None) -> list[tuple[str, str | None]]:
     if path.is_dir():
         return [t for f in sorted(path.rglob("*.arch")) for t in targets(str(f), variant)]
     if path.suffix == ".arch" and path.is_file() and variant is None:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        from ..limits import DEFAULT_LIMITS
+        with path.open("rb") as f:  # bounded: load() reports an over-long file
+            text = f.read(DEFAULT_LIMITS.max_file_bytes + 1).decode("utf-8", errors="replace")
         variants = list(dict.fromkeys(zoo._VARIANT.findall(text)))  # a duplicate is reported once
         if variants:
             return [(spec, v) for v in variants]
