@@ -8,8 +8,10 @@ author's choice of one statement per line or `;`-joined short lines all survive.
   just after its open bracket when it was;
 - one space around binary operators, `=`, keywords and `{ }` of bodies; none inside brackets, before
   `,` `;` `:` `)` `]` or after unary minus; none inside a label's `{expr}` (`layer{i + 1}:`);
-- runs of spaces that align columns are kept after `,` `;` `:` and before `=` `{` and a comment;
-- a trailing comment gets at least two spaces before it; full-line comments follow the indentation;
+- a run of spaces is kept where it lines a token up with one of the line above or below (the columns
+  of a table); after `;` one space or two (the zoo's style) are kept;
+- a trailing comment gets at least two spaces before it (more are kept: comments aligned down a
+  block); full-line comments follow the indentation;
 - redundant `;` (at a line end, before `}`, doubled) are dropped; trailing whitespace is removed;
   at most two blank lines at the top level and one inside a body; none just inside a body's braces.
 
@@ -42,9 +44,6 @@ KEYWORDS = {"and", "or", "not", "if", "else", "in", "for", "as", "repeat", "resi
             "network", "arch", "init"}
 BINARY = {"=", "+", "-", "*", "/", "//", "%", "**", "==", "!=", "<", ">", "<=", ">="}
 OPENERS = {"(": ")", "[": "]"}
-# Where a run of several spaces is kept, because it aligns a table's columns.
-ALIGN_AFTER = {",", ";", ":"}
-ALIGN_BEFORE = {"=", "{", "#"}
 
 
 @dataclass
@@ -188,8 +187,10 @@ def _is_operator(t: Tok) -> bool:
 
 def _space(a: Tok, b: Tok) -> int:
     """Canonical number of spaces between two tokens on one line."""
-    if b.kind == "comment":
+    if b.kind == "comment":  # at least two spaces; more are the author's (comments aligned down a block)
         return max(2, b.gap)
+    if a.kind == "op" and a.text == ";" and b.gap >= 2:  # the zoo's style: two spaces between statements
+        return 2
     if b.kind == "cont":
         return 1
     at, bt = a.text if a.kind == "op" else None, b.text if b.kind == "op" else None
@@ -219,12 +220,13 @@ def _space(a: Tok, b: Tok) -> int:
     return 1
 
 
-def _keeps_alignment(a: Tok, b: Tok) -> bool:
-    at = a.text if a.kind == "op" else ""
-    bt = b.text if b.kind == "op" else ("#" if b.kind == "comment" else "")
+def _keeps_run(a: Tok, b: Tok, near: tuple[set[int], set[int]]) -> bool:
+    """Whether the run of spaces before `b` is kept: when `b` lines up with a token of the line above or
+    below (a table's column, a column of comments), or for the project's two spaces after `;`."""
     if a.role in ("label", "slice") or b.role in ("label", "label_close", "slice"):
         return False
-    return at in ALIGN_AFTER or bt in ALIGN_BEFORE
+    starts, ends = near
+    return b.col in starts or (b.kind != "comment" and b.col + len(b.text) in ends)
 
 
 def _drop_semicolons(lines: list[Line]) -> None:
@@ -251,7 +253,16 @@ def format_text(text: str, file: str = "<text>") -> str:
     """The canonical form of a spec's text. Raises SpecError if the text does not parse."""
     from .parser import parse
     before = parse(text, file)
+    # Kept alignment depends on columns, which formatting moves: iterate to a fixed point, so that
+    # formatting is idempotent; should that ever fail, drop alignment, which converges at once.
     out = _format(text, file)
+    for _ in range(4):
+        again = _format(out, file)
+        if again == out:
+            break
+        out = again
+    else:
+        out = _format(_format(text, file, align=False), file, align=False)
     try:
         after = parse(out, file)
     except SpecError as exc:  # a formatter bug: never write a spec that no longer parses
@@ -263,8 +274,10 @@ def format_text(text: str, file: str = "<text>") -> str:
     return out
 
 
-def _format(text: str, file: str) -> str:
+def _format(text: str, file: str, align: bool = True) -> str:
     lines = _tokenize(text.replace("\r\n", "\n"), file)
+    columns = [({t.col for t in ln.toks}, {t.col + len(t.text) for t in ln.toks}) for ln in lines]
+    none: tuple[set[int], set[int]] = (set(), set())
     _mark_roles(lines)
     _drop_semicolons(lines)
     out: list[str] = []
@@ -273,7 +286,7 @@ def _format(text: str, file: str) -> str:
     base_orig = base_new = 0          # indentation of the current statement's first line, before and after
     blank_run = 0
     prev_opened_body = False
-    for ln in lines:
+    for k, ln in enumerate(lines):
         if not ln.toks:
             if not ln.cont:
                 blank_run += 1
@@ -298,10 +311,12 @@ def _format(text: str, file: str) -> str:
         parts = [" " * new_indent]
         col = new_indent
         prev = None
+        above, below = columns[k - 1] if k else none, columns[k + 1] if k + 1 < len(lines) else none
+        near = (above[0] | below[0], above[1] | below[1]) if align else none
         for t in ln.toks:
             if prev is not None:
                 n = _space(prev, t)
-                if n >= 1 and t.gap > n and _keeps_alignment(prev, t):
+                if n >= 1 and t.gap > n and _keeps_run(prev, t, near):
                     n = t.gap
                 parts.append(" " * n)
                 col += n

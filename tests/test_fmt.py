@@ -44,8 +44,9 @@ def body(line: str) -> str:
     ("if a==1{relu()}else{identity()}", "if a == 1 { relu() } else { identity() }"),
     ("relu();;relu();", "relu(); relu()"),
     ("{ ; relu() ; }", "{ relu() }"),
-    ("relu()  ;  relu()", "relu();  relu()"),           # alignment after ';' is kept
-    ("conv(8,  3)", "conv(8,  3)"),                      # and after ','
+    ("relu()  ;  relu()", "relu();  relu()"),           # two spaces after ';' are kept (the zoo's style)
+    ("relu();     relu()", "relu();  relu()"),
+    ("conv(8,  3)", "conv(8, 3)"),                       # a run of spaces that aligns nothing goes
     ("relu() # why", "relu()  # why"),                  # two spaces before a trailing comment
     ("relu()      # aligned", "relu()      # aligned"),
     ("residual{conv(3,3,pad=1)}shortcut{identity()}", "residual { conv(3, 3, pad = 1) } shortcut { identity() }"),
@@ -76,6 +77,11 @@ def test_canonical_spacing(written, canonical):
      HEAD + "network {\n    # first\n    relu()\n    # second\n}\n"),
     # CRLF line ends become LF; a missing final newline is added
     (HEAD.replace("\n", "\r\n") + "network { relu() }", HEAD + "network { relu() }\n"),
+    # runs of spaces that line tokens up with the line above or below are kept: tables stay tables
+    (HEAD + "variant a   { x = 1;    y = [1,  2] }\nvariant bbb { x = 22;   y = [10, 2] }\nnetwork { relu() }\n",
+     HEAD + "variant a   { x = 1;    y = [1,  2] }\nvariant bbb { x = 22;   y = [10, 2] }\nnetwork { relu() }\n"),
+    (HEAD + "variant a   { x = 1 }\n\nvariant bbb { x = 22 }\nnetwork { relu() }\n",
+     HEAD + "variant a { x = 1 }\n\nvariant bbb { x = 22 }\nnetwork { relu() }\n"),
     # top-level spacing
     ("arch   t\nparam a=1\ninput x :[3,8,8]\nbudget params<=26M\nvariant v{a=2;}\nnetwork{relu()}\n",
      "arch t\nparam a = 1\ninput x: [3, 8, 8]\nbudget params <= 26M\nvariant v { a = 2 }\nnetwork { relu() }\n"),
@@ -193,3 +199,54 @@ def test_schema_command_prints_the_ir_schema(capsys):
 
 def test_every_zoo_file_is_listed():
     assert {Path(e.path).name for e in entries().values()} == {p.name for p in ZOO_FILES}
+
+
+# ---------------------------------------------------------------- robustness
+
+def _perturb(text: str, seed: int) -> str:
+    """The same spec with whitespace scrambled: random indentation, spaces between tokens (kept where two
+    words would merge), blank lines, and redundant ';' (never inside brackets or before a continuation)."""
+    import random
+
+    from archspec.formatter import _TOKEN
+    rng = random.Random(seed)
+    out_lines = []
+    depth = 0
+    for line in text.split("\n"):
+        toks = [m for m in _TOKEN.finditer(line) if m.lastgroup != "ws"]
+        parts = [" " * rng.randint(0, 9)]
+        prev = None
+        for m in toks:
+            kind, value = m.lastgroup, m.group()
+            if prev is not None:
+                word = prev in ("name", "number") and kind in ("name", "number")
+                parts.append(" " * rng.randint(1 if word or kind == "comment" else 0, 3))
+            parts.append(value)
+            if kind == "op" and value in "([":
+                depth += 1
+            elif kind == "op" and value in ")]":
+                depth -= 1
+            prev = kind
+        if toks and toks[-1].group() not in ("\\",) and depth == 0 and toks[-1].lastgroup != "comment" \
+                and rng.random() < 0.2:
+            parts.append(";")
+        out_lines.append("".join(parts))
+        if depth == 0 and rng.random() < 0.1:
+            out_lines.append(" " * rng.randint(0, 4))
+    return "\n".join(out_lines)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("path", ZOO_FILES, ids=lambda p: p.name)
+def test_fmt_of_scrambled_zoo_specs_is_stable(path, seed):
+    """Whatever the whitespace, the formatter keeps the meaning (it checks the parse tree itself) and its
+    output is a fixed point."""
+    scrambled = _perturb(path.read_text(), seed)
+    once = format_text(scrambled, str(path))
+    assert format_text(once, str(path)) == once
+    assert _comments(once) == _comments(path.read_text())
+
+
+def test_ir_dump_loads_back():
+    arch = archspec.load("googlenet")
+    assert archspec.ir_from_json(arch.model_dump_json()) == arch
