@@ -153,7 +153,7 @@ def _q(text: str) -> str:
 def to_dot(d: Diagram) -> str:
     """Graphviz DOT text: node ids are the scope paths, clusters are `cluster_<scope path>`."""
     out = [f"digraph {_q(d.title)} {{",
-           f'  graph [rankdir=TB, ordering=out, fontname="Helvetica", fontsize=11, nodesep=0.25, ranksep=0.3, labelloc=t, '
+           f'  graph [rankdir=TB, ordering=in, fontname="Helvetica", fontsize=11, nodesep=0.25, ranksep=0.3, labelloc=t, '
            f"label={_q(d.title + ' · ' + d.summary)}];",
            '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=9, color="#7f8c9d", '
            'penwidth=0.8];',

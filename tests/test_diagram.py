@@ -16,6 +16,7 @@ from archspec.diagram import build, render, render_bytes, to_dot, to_mermaid
 from archspec.ops import REGISTRY
 
 SVG = "{http://www.w3.org/2000/svg}"
+XS: dict[str, float] = {}  # x of each node's label in the last SVG read: branches are drawn left to right
 
 INCEPTION = """\
 arch mini_inception
@@ -47,6 +48,7 @@ def svg_graph(data: bytes):
         kind = g.get("class")
         if kind == "node":
             nodes[title.text] = [t.text for t in g.iter(SVG + "text")]
+            XS[title.text] = float(next(g.iter(SVG + "text")).get("x"))
         elif kind == "edge":
             a, b = title.text.split("->")
             edges.add((a, b))
@@ -70,8 +72,9 @@ def check_inception(nodes, edges, scope, before, channels):
         assert (b, cat) in edges, f"{b} -> {cat}"
     text = " ".join(nodes[cat])
     assert "concat" in text and f"[{channels}," in text
-    # exactly four paths into the concat
+    # exactly four paths into the concat, drawn in the spec's order
     assert sorted(a for a, b in edges if b == cat) == branches
+    assert [XS[b] for b in branches] == sorted(XS[b] for b in branches)
 
 
 def test_inception_like_svg_structure(tmp_path):
