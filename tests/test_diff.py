@@ -178,3 +178,15 @@ def test_diff_errors(capsys):
     err = capsys.readouterr().err
     assert "nosuchnet" in err and "Traceback" not in err
     assert main(["diff", "resnet50", "resnet101", "--depth", "0"]) == 1
+
+
+def test_an_ir_dump_as_the_base(tmp_path, capsys):
+    """A build kept from the base branch (`archspec analyze --format ir`) diffs like the spec itself."""
+    assert main(["analyze", "resnet50", "--format", "ir"]) == 0
+    dump = tmp_path / "base.json"
+    dump.write_text(capsys.readouterr().out)
+    assert main(["diff", str(dump), "resnet101", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["total"]["params"]["delta"] == 17 * bottleneck_params(1024, 256)
+    assert main(["diff", str(dump), "resnet101", "--set-a", "num_classes=10"]) == 1
+    assert "IR dump" in capsys.readouterr().err

@@ -8,7 +8,8 @@ from ..errors import SpecError
 
 
 def configure(p):
-    p.add_argument("a", metavar="A", help="the old spec: a zoo name (resnet50) or a path to a .arch file")
+    p.add_argument("a", metavar="A", help="the old spec: a zoo name (resnet50), a path to a .arch file, or an IR "
+                   "dump (.json, from archspec analyze --format ir)")
     p.add_argument("b", metavar="B", nargs="?",
                    help="the new spec (default: A again, changed by --variant-b / --set-b)")
     p.add_argument("--variant-a", help="the variant of A, for a family file")
@@ -32,17 +33,33 @@ def _title(spec: str, variant: str | None, overrides: list[str], arch) -> str:
     return text + "".join(f" {o}" for o in overrides)
 
 
+def _load(spec: str, variant: str | None, overrides: dict):
+    """A spec, or an IR dumped by `archspec analyze --format ir` (a .json file: a build kept from a base branch)."""
+    from pathlib import Path
+
+    from ..analysis import ir_from_json
+    from ..loader import load
+    if spec.endswith(".json"):
+        if variant or overrides:
+            raise SpecError(f"'{spec}' is an IR dump: it has no variants or parameters to change",
+                            hint="diff the .arch spec instead")
+        try:
+            return ir_from_json(Path(spec).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(f"cannot read '{spec}': {exc}", hint="check the path") from None
+    return load(spec, variant=variant, **overrides)
+
+
 @command("diff", "Compare two specs (or one at two variants/parameter sets) scope by scope.", configure)
 def run(args) -> int:
     from ..diff import diff, to_json, to_markdown, to_table
-    from ..loader import load
     if args.depth < 1:
         raise SpecError("--depth must be 1 or more", hint="--depth 1 compares the top-level scopes (layer1, ...)")
     b_spec = args.b or args.a
     both = parse_overrides(args.overrides)
     set_a, set_b = {**both, **parse_overrides(args.overrides_a)}, {**both, **parse_overrides(args.overrides_b)}
-    arch_a = load(args.a, variant=args.variant_a, **set_a)
-    arch_b = load(b_spec, variant=args.variant_b, **set_b)
+    arch_a = _load(args.a, args.variant_a, set_a)
+    arch_b = _load(b_spec, args.variant_b, set_b)
     title_a = _title(args.a, args.variant_a, args.overrides_a, arch_a)
     title_b = _title(b_spec, args.variant_b, args.overrides_b, arch_b)
     if title_a == title_b:
