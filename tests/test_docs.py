@@ -182,7 +182,11 @@ def test_every_keyword_limit_and_init_scheme_is_documented():
     for kw in KEYWORDS:
         assert re.search(rf"[` ]{kw}[` ]", keywords), f"keyword '{kw}' is not listed"
     for f in fields(archspec.Limits):
-        assert f"`{f.name}`" in LANGUAGE_TEXT, f.name
+        row = next((line for line in LANGUAGE_TEXT.splitlines() if line.startswith(f"| `{f.name}` |")), None)
+        assert row is not None, f"limit {f.name} is not in the table"
+        shown = row.split("|")[2].strip().replace(",", "")
+        value = int(shown) if shown.isascii() and shown.isdigit() else 2 ** int(shown.translate(str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789"))[1:])
+        assert value == f.default, f"{f.name}: the table says {shown}, the default is {f.default:,}"
     for scheme in INIT_SCHEMES:
         assert f"`{scheme}`" in LANGUAGE_TEXT, scheme
 
