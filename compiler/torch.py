@@ -438,9 +438,12 @@ def to_torch(arch: Architecture, weights: str | Path | dict | None = None, stric
     apply_init(arch, root)
     module = fx.GraphModule(root, build_graph(arch), class_name=class_name(arch))
     # GraphModule copies the leaves in graph order, which is IR order: state_dict order is preserved.
-    module.arch_name = arch.title
-    module.input_names = tuple(i.name for i in arch.inputs)
-    module.output_names = tuple(o.name for o in arch.outputs)
+    info = {"arch_name": arch.title, "input_names": tuple(i.name for i in arch.inputs),
+            "output_names": tuple(o.name for o in arch.outputs)}
+    for key, value in info.items():
+        setattr(module, key, value)
+    # GraphModule's deepcopy rebuilds the module and keeps only the attributes listed here.
+    module.meta.setdefault("_user_preserved_attributes", {}).update(info)
     if weights is not None:
         load_weights(module, arch, weights, strict=strict)
     return module
@@ -456,6 +459,9 @@ def read_state_dict(weights: str | Path | dict) -> dict[str, torch.Tensor]:
     """A state_dict from a dict or a file, never running code from the file (SpecError otherwise)."""
     if isinstance(weights, dict):
         state = weights
+    elif not isinstance(weights, (str, Path)):
+        raise SpecError(f"weights must be a state_dict or a path to one, got {type(weights).__name__}",
+                        hint="to_torch(arch, weights='model.pth') or weights=other_model.state_dict()")
     else:
         path = Path(weights)
         if not path.is_file():

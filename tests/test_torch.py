@@ -451,6 +451,32 @@ def test_weights_bad_files(resnet18, tmp_path):
         to_torch(resnet18, weights=tensor)
 
 
+def test_weights_wrong_type(resnet18):
+    with pytest.raises(SpecError, match="weights must be a state_dict"):
+        to_torch(resnet18, weights=42)
+
+
+def test_module_survives_deepcopy_and_pickle(resnet18):
+    import copy
+    import io
+    m = to_torch(resnet18).eval()
+    buf = io.BytesIO()
+    torch.save(m, buf)
+    buf.seek(0)
+    x = torch.randn(1, 3, 32, 32)
+    for other in (copy.deepcopy(m), torch.load(buf, weights_only=False)):
+        assert other.arch_name == "resnet18" and other.output_names == ("output",)
+        assert list(other.state_dict()) == list(m.state_dict())
+        assert torch.equal(other.eval()(x), m(x))
+
+
+def test_import_compiler_is_lazy():
+    code = ("import sys, compiler; assert 'torch' not in sys.modules and 'onnx' not in sys.modules; "
+            "compiler.to_torch; assert 'torch' in sys.modules and 'onnx' not in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+
+
 # ---------------------------------------------------------------- the standalone source
 
 RUNNER = """
