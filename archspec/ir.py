@@ -26,7 +26,10 @@ INIT_SCHEMES = (
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: the validators are built on first validation (ir_from_json, tests), not at import;
+    # the lowering constructs the IR from values it has already checked (see lower.py), so
+    # `archspec check` does not pay ~50 ms to build schemas it never uses.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Span(_Frozen):

@@ -354,7 +354,7 @@ class Lowerer:
         return pos_of(item, frame.module.file)
 
     def span(self, pos: Pos) -> Span:
-        return Span(file=pos.file, line=pos.line, col=pos.col)
+        return Span.model_construct(file=pos.file, line=pos.line, col=pos.col)
 
     def claim(self, name: str, pos: Pos, where) -> None:
         if name in self.names:
@@ -377,7 +377,7 @@ class Lowerer:
             self.error(f"the network has more than {self.limits.max_nodes} nodes", where,
                        "lower the repeat counts, or raise Limits.max_nodes")
             raise _Abort()
-        self.nodes.append(Node(name=name, op=op.name, inputs=tuple(t.name for t in inputs), attrs=attrs,
+        self.nodes.append(Node.model_construct(name=name, op=op.name, inputs=tuple(t.name for t in inputs), attrs=attrs,
                                shape=shape, span=self.span(pos)))
         return Tensor(name, shape, pos)
 
@@ -556,7 +556,7 @@ class Lowerer:
                 frame.set(pname, self.eval(default, frame))
             else:
                 raise EvalError(f"block '{block.name}' needs an argument '{pname}'", where, f"defined at {block.pos}")
-        self.scopes.append(Scope(name=path, block=block.name, span=self.span(pos)))
+        self.scopes.append(Scope.model_construct(name=path, block=block.name, span=self.span(pos)))
         self.call_stack.append((block, pos))
         try:
             out = self.run_body(block.body, frame, Cursor(path), cur)
@@ -575,13 +575,13 @@ class Lowerer:
         pos = self.pos(stmt, frame)
         if label is None:
             self.claim(path, pos, stmt)
-        self.scopes.append(Scope(name=path, span=self.span(pos)))
+        self.scopes.append(Scope.model_construct(name=path, span=self.span(pos)))
         return self.run_body(stmt.children[0], frame, Cursor(path), cur)
 
     def _splice(self, cursor: Cursor, label: str | None, pos: Pos) -> Cursor:
         if label is None:
             return cursor
-        self.scopes.append(Scope(name=label, span=self.span(pos)))
+        self.scopes.append(Scope.model_construct(name=label, span=self.span(pos)))
         return Cursor(label)
 
     def s_repeat_stmt(self, stmt, frame, cursor, cur, label):
@@ -656,7 +656,7 @@ class Lowerer:
         path = cursor.take(label)
         if label is None:
             self.claim(path, pos, stmt)
-        self.scopes.append(Scope(name=path, span=self.span(pos)))
+        self.scopes.append(Scope.model_construct(name=path, span=self.span(pos)))
         inner = Cursor(path)
         y = self.run_body(stmt.children[0], frame, inner, cur)
         return self.merge("mul", [cur, y], inner, pos, stmt)
@@ -697,7 +697,7 @@ class Lowerer:
                 raise EvalError(f"'{tok}' is {a_type(t)}, not a saved tensor", tok, f"save it first: 'save {tok}'")
             if any(o.name == tok.value for o in self.outputs):
                 raise EvalError(f"output '{tok}' declared twice", tok)
-            self.outputs.append(Output(name=tok.value, node=t.name))
+            self.outputs.append(Output.model_construct(name=tok.value, node=t.name))
         return cur
 
     def s_budget_stmt(self, stmt, frame, cursor, cur, label):
@@ -712,7 +712,7 @@ class Lowerer:
         limit = self.eval(expr, frame)
         if isinstance(limit, bool) or not isinstance(limit, (int, float)):
             raise EvalError(f"a budget limit must be a number, got {type_name(limit)}", expr)
-        return Budget(metric=metric.value, op=comp.value, limit=limit, scope=scope, span=self.span(self.pos(stmt, frame)))
+        return Budget.model_construct(metric=metric.value, op=comp.value, limit=limit, scope=scope, span=self.span(self.pos(stmt, frame)))
 
 
 def _rank_hint(op, shape) -> str:
@@ -874,7 +874,7 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_s
             if any(d < 1 for d in shape):
                 raise EvalError(f"input sizes must be positive, got {list(shape)}", expr)
             low.claim(tok.value, pos, tok)
-            inputs.append(Input(name=tok.value, shape=tuple(shape), span=low.span(pos)))
+            inputs.append(Input.model_construct(name=tok.value, shape=tuple(shape), span=low.span(pos)))
         except EvalError as exc:
             low.error(str(exc), exc.where, exc.hint)
     if errors:
@@ -906,8 +906,8 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_s
     if not low.nodes:
         errors.append(Diagnostic("the network has no layers", module.network_pos))
         return None
-    outputs = low.outputs or [Output(name="output", node=last.name)]
-    arch = Architecture(name=module.arch or module.path.stem, variant=variant, params=params, inputs=tuple(inputs),
+    outputs = low.outputs or [Output.model_construct(name="output", node=last.name)]
+    arch = Architecture.model_construct(name=module.arch or module.path.stem, variant=variant, params=params, inputs=tuple(inputs),
                         nodes=tuple(low.nodes), outputs=tuple(outputs), scopes=tuple(low.scopes),
                         budgets=tuple(low.budgets), init=init, source=module.file)
     _check_limits(low, arch)

@@ -65,7 +65,7 @@ NonNegInts = NonNegInt | list[NonNegInt]
 class Attrs(BaseModel):
     """Base of every op's argument model."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built on an op's first use
 
 
 class NoAttrs(Attrs):
