@@ -130,12 +130,16 @@ def _forward_lines(arch: Architecture) -> list[str]:
     var = {i: i for i in inputs}
     notes = _scope_notes(arch)
     scope_names = sorted(notes, key=len, reverse=True)
+    blocks = {sc.name: sc.block for sc in arch.scopes}
     lines, announced = [], set()
     for i, node in enumerate(arch.nodes):
-        scope = next((s for s in scope_names if node.name.startswith(s + ".")), None)
-        if scope is not None and scope not in announced:  # a comment where each scope starts
-            announced.add(scope)
-            lines.append(f"# {notes[scope]}")
+        # A comment where a scope starts: every block call entered here (outermost first), and the
+        # innermost scope even when it is a plain group.
+        inner = next((s for s in scope_names if node.name.startswith(s + ".")), None)
+        for s in sorted((s for s in scope_names if node.name.startswith(s + ".") and s not in announced), key=len):
+            if s == inner or blocks.get(s):
+                announced.add(s)
+                lines.append(f"# {notes[s]}")
         args = [var[n] for n in node.inputs]
         dying = [var[n] for n in dict.fromkeys(node.inputs) if last_use.get(n) == i]
         if node.op in backend.MERGES:

@@ -15,6 +15,9 @@ from torch import nn
 import archspec
 from compiler import to_torch
 
+# torch.jit is deprecated in torch 2.x (and DDP/compile touch it), yet still widely used: test it quietly.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.jit")
+
 # Small but structured: a residual, a squeeze-and-excitation gate (mul), a concat, two outputs.
 SMALL = """
 arch small
@@ -67,7 +70,6 @@ def test_fx_symbolic_trace(model):
     assert [n.target for n in traced.graph.nodes if n.op == "call_module"][:3] == ["stem.0", "stem.1", "stem.2"]
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # jit is deprecated in torch 2.x, still widely used
 def test_jit_trace(model):
     traced = torch.jit.trace(model, (X,))
     assert same(traced(X), model(X))
