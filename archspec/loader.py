@@ -6,7 +6,7 @@ from pathlib import Path
 from .errors import Diagnostic, SpecError, did_you_mean
 from .ir import Architecture
 from .limits import DEFAULT_LIMITS, Limits
-from .lower import lower, read_module
+from .lower import SpecModule, lower, read_module
 from . import zoo
 
 
@@ -49,3 +49,13 @@ def load(name_or_path: str | Path, variant: str | None = None, *, limits: Limits
             exc.sources[module.file] = module.text
         raise exc
     return arch
+
+
+def read_spec_file(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> SpecModule:
+    """Parse a .arch file and the files it uses, without evaluating it (for block libraries)."""
+    path = Path(path)
+    errors: list[Diagnostic] = []
+    module = read_module(path, path.resolve().parent, limits, errors)
+    if errors or module is None:
+        raise SpecError(errors or [Diagnostic(f"cannot read {path}", None)])
+    return module

@@ -350,3 +350,13 @@ def test_constructed_ir_passes_the_schema(model):
     again = archspec.Architecture.model_validate(arch.model_dump())
     assert again == arch
     assert archspec.Architecture.model_validate_json(arch.model_dump_json()) == arch
+
+
+def test_check_accepts_a_block_library_and_reports_its_syntax_errors(tmp_path, capsys):
+    from archspec.cli import main
+    (tmp_path / "common.arch").write_text("block cbr(c) { conv(c, 3, pad = 1); bn(); relu() }\n")
+    assert main(["check", str(tmp_path / "common.arch")]) == 0
+    assert "library of 1 blocks" in capsys.readouterr().out
+    (tmp_path / "broken.arch").write_text("block cbr(c { relu() }\n")
+    assert main(["check", str(tmp_path)]) == 1
+    assert "broken.arch:1:13" in capsys.readouterr().err

@@ -32,7 +32,7 @@ def targets(spec: str, variant: str | None) -> list[tuple[str, str | None]]:
 @command("check", "Load and validate specs; exit non-zero on any error or broken budget.", configure)
 def run(args) -> int:
     from ..budgets import check_budgets
-    from ..loader import load
+    from ..loader import load, read_spec_file
     overrides = parse_overrides(args.overrides)
     failed = 0
     checked = 0
@@ -41,6 +41,12 @@ def run(args) -> int:
             checked += 1
             label = f"{target}" + (f" [{variant}]" if variant else "")
             try:
+                if target.endswith(".arch") and variant is None:
+                    module = read_spec_file(target)
+                    if module.network is None and not module.variants:  # a library of blocks for `use`
+                        if not args.quiet:
+                            print(f"ok   {label}: library of {len(module.blocks)} blocks")
+                        continue
                 arch = load(target, variant=variant, **overrides)
             except SpecError as exc:
                 failed += 1
