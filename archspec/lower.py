@@ -330,12 +330,17 @@ class Lowerer:
         self.budgets: list[Budget] = []
         self.call_stack: list[tuple[BlockValue, Pos]] = []   # active block calls, for recursion and notes
         self.seen_errors: set[tuple] = set()
+        self.raw_errors = 0       # repeats included: an error inside a loop must not cost a step each time forever
+        self.poisoned_nodes = 0   # op calls after an error: no node, but the same work, counted against max_nodes
         self.other_globals: dict[Path, Globals] = {}          # globals of `use`d files
         self.file = module.file                               # the file of the statements being run
         self.globals: Globals = Globals(self, module)
 
     # ---- errors ----
     def error(self, message: str, where, hint: str | None = None, file: str | None = None) -> None:
+        self.raw_errors += 1
+        if self.raw_errors > 20 * self.limits.max_errors:  # the same errors again and again: the rest is noise
+            raise _Abort()
         pos = where if isinstance(where, Pos) or where is None else pos_of(where, file or self.file)
         key = (message, str(pos))
         if key in self.seen_errors:
@@ -365,6 +370,11 @@ class Lowerer:
     # ---- graph building ----
     def add_node(self, op: type[op_table.Op], name: str, attrs: dict, inputs: list[Tensor], pos: Pos, where) -> Tensor:
         if any(t.shape is None for t in inputs):
+            self.poisoned_nodes += 1
+            if self.poisoned_nodes + len(self.nodes) >= self.limits.max_nodes:
+                self.error(f"the network has more than {self.limits.max_nodes} nodes", where,
+                           "lower the repeat counts, or raise Limits.max_nodes")
+                raise _Abort()
             return Tensor(name, None, pos)
         shapes = [t.shape for t in inputs]
         try:
@@ -373,7 +383,7 @@ class Lowerer:
             notes = [f"input '{t.name}' comes from {t.origin}" for t in inputs if t.origin is not None]
             self.errors_with_notes(f"{op.name}: {exc}", where, exc.hint, notes)
             return Tensor(name, None, pos)
-        if len(self.nodes) >= self.limits.max_nodes:
+        if len(self.nodes) + self.poisoned_nodes >= self.limits.max_nodes:
             self.error(f"the network has more than {self.limits.max_nodes} nodes", where,
                        "lower the repeat counts, or raise Limits.max_nodes")
             raise _Abort()
@@ -424,7 +434,7 @@ class Lowerer:
                 arg = None
             raise _at_arg(EvalError(message, where, hint), arg) from None
         if any(t.shape is None for t in inputs):
-            return Tensor(name, None, pos)
+            return self.add_node(op, name, {}, inputs, pos, where)  # counts the call, returns a poisoned tensor
         for t in inputs:
             if len(t.shape) not in op.ranks:
                 raise EvalError(f"{op_name}() cannot take a tensor of shape {list(t.shape)}", where,
@@ -456,6 +466,9 @@ class Lowerer:
     def run_stmt(self, stmt: Tree, frame: Frame, cursor: Cursor, cur: Tensor, label: str | None) -> Tensor:
         try:
             self.ev.step(stmt)
+            if len(self.scopes) >= self.limits.max_nodes:  # block calls and groups add scopes, not nodes
+                raise WorkLimit(f"the network has more than {self.limits.max_nodes} scopes (block calls and groups)",
+                                stmt, "lower the repeat counts, or raise Limits.max_nodes")
             return getattr(self, "s_" + stmt.data)(stmt, frame, cursor, cur, label)
         except EvalError as exc:
             self.error(str(exc), exc.where if exc.where is not None else stmt, exc.hint, frame.module.file)

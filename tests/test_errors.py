@@ -127,7 +127,18 @@ def test_unknown_zoo_model_suggests():
 
 def test_missing_file():
     rc, output = run_check("no/such/file.arch")
-    assert rc == 1 and "no such spec file: no/such/file.arch" in output and "Traceback" not in output
+    assert rc == 1 and "no/such/file.arch" in output and "No such file" in output and "Traceback" not in output
+
+
+def test_no_network(tmp_path):
+    """`check` takes a file without a network for a library of blocks; loading it as a model is an error."""
+    spec = tmp_path / "nonet.arch"
+    spec.write_text("arch t\ninput x: [3, 32, 32]\nparam width = 8\n")
+    with pytest.raises(archspec.SpecError) as info:
+        archspec.load(spec)
+    d = info.value.first
+    assert d.message == "the spec has no network" and (d.pos.line, d.pos.col) == (1, 1)
+    assert "network {" in d.hint
 
 
 def test_error_limit_stops_collecting(tmp_path, monkeypatch):

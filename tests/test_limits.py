@@ -136,6 +136,7 @@ HOSTILE = {
     "index_chain": H + "param k = [1]" + "[0]" * 5000 + "\nnetwork { relu() }\n",
     "call_chain": H + "param k = max" + "()" * 5000 + "\nnetwork { relu() }\n",
     "deep_value": H + "network {\n k = [1]\n repeat 5000 { k = [k] }\n conv(k, 3)\n}\n",
+    "error_storm": H + "network {\n relu()\n repeat 1000 { repeat 999 { k = 1 / 0 } }\n}\n",
     "blocks_64_deep_with_groups": _chain_of_blocks(64, groups=5),
 }
 
@@ -174,9 +175,11 @@ def test_repeat_1e9_fails_in_milliseconds(tmp_path):
 @pytest.mark.parametrize("body, message", [
     ("repeat 40000 { repeat 40000 { k = 1 } }", "evaluation steps"),   # loops without layers
     ("repeat 1000 { repeat 1000 { relu() } }", "nodes"),                 # a million layers
+    ("k = 1 / 0\n conv(k, 3)\n repeat 1000 { repeat 999 { conv(8, 3) } }", "nodes"),  # layers after an error
+    ("repeat 1000 { repeat 999 { unit() } }", "scopes"),                 # block calls without layers
 ])
 def test_nested_loops_stop_at_the_default_limits(body, message, tmp_path):
-    path = _spec(tmp_path, H + f"network {{\n    {body}\n    relu()\n}}\n")
+    path = _spec(tmp_path, H + f"block unit() {{ k = 1 }}\nnetwork {{\n    {body}\n    relu()\n}}\n")
     t0 = time.perf_counter()
     with pytest.raises(SpecError, match=message):
         archspec.load(path)
