@@ -29,15 +29,15 @@ class Diagnostic:
 
     def render(self, sources: dict[str, str] | None = None) -> str:
         """Render like a compiler: message, location, the line, a caret, the hint."""
-        out = [f"error: {self.message}"]
+        out = [f"error: {_printable(self.message)}"]
         if self.pos is not None:
             out.append(f"  --> {self.pos}")
             text = (sources or {}).get(self.pos.file)
             if text is None:
                 text = _read_quietly(self.pos.file)
-            lines = text.splitlines() if text else []
+            lines = text.split("\n") if text else []  # lines as the lexer counts them (not str.splitlines)
             if 1 <= self.pos.line <= len(lines):
-                src = lines[self.pos.line - 1].expandtabs(1)
+                src = _printable(lines[self.pos.line - 1].removesuffix("\r").expandtabs(1))
                 gutter = str(self.pos.line)
                 width = 1
                 if self.pos.end_line == self.pos.line and self.pos.end_col > self.pos.col:
@@ -47,10 +47,18 @@ class Diagnostic:
                 out.append(f"{gutter} | {src}")
                 out.append(f"{' ' * len(gutter)} | {' ' * (self.pos.col - 1)}{'^' * width}")
         for note in self.notes:
-            out.append(f"  = note: {note}")
+            out.append(f"  = note: {_printable(note)}")
         if self.hint:
-            out.append(f"  = hint: {self.hint}")
+            out.append(f"  = hint: {_printable(self.hint)}")
         return "\n".join(out)
+
+
+def _printable(text: str) -> str:
+    """Control characters from a spec (terminal escapes in a string or comment) are shown as U+FFFD, one for
+    one so that columns still line up: printing a hostile spec's line must not drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else "\ufffd" for c in text)
 
 
 def _read_quietly(path: str) -> str | None:

@@ -2,6 +2,7 @@
 its scope, infers every shape, and collects every error of the spec with its position."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from .values import BlockValue, OpValue, ShapeView, Tensor, a_type, type_name
 KEYWORDS = {"in", "if", "else", "for", "repeat", "as", "residual", "shortcut", "dense", "gate", "branch",
             "save", "from", "output", "budget", "true", "false", "and", "or", "not", "block", "network",
             "param", "variant", "input", "use", "arch", "init"}
+_LABEL = re.compile(r"[A-Za-z0-9_]+")
 BUDGET_METRICS = ("params", "macs", "flops", "memory", "buffers")
 
 
@@ -65,7 +67,7 @@ def read_module(path: Path, root: Path, limits: Limits, errors: list[Diagnostic]
             errors.append(Diagnostic(f"spec file is {size} bytes, over the limit of {limits.max_file_bytes}",
                                      use_pos or Pos(file, 1, 1), "split it, or raise Limits.max_file_bytes"))
             return None
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark is not part of the text
     except UnicodeDecodeError as exc:
         errors.append(Diagnostic("spec file is not valid UTF-8 text", _byte_pos(data, exc.start, file)))
         return None
@@ -505,8 +507,8 @@ class Lowerer:
                     raise EvalError(f"a label can hold an integer or a string, got {type_name(v)}", c)
                 parts.append(str(v))
         text = "".join(parts)
-        if not text or "." in text:
-            raise EvalError(f"invalid label '{text}'", tree)
+        if not _LABEL.fullmatch(text):  # labels become module paths, state_dict keys and ONNX names
+            raise EvalError(f"invalid label {text!r}", tree, "a label is letters, digits and '_'")
         return text
 
     def s_assign(self, stmt, frame, cursor, cur, label):

@@ -272,3 +272,56 @@ def test_loading_touches_only_the_spec_tree(spec, tree):
     assert "evil.arch" not in opened and "passwd" not in opened
     if spec == "lib-user":
         assert opened.count("ok.arch") == 1
+
+
+# ---- printing a hostile spec's errors cannot drive the terminal ----
+
+def test_terminal_escapes_are_not_printed(tmp_path, capsys):
+    """Escape sequences in a comment on the error line, in a string in the message: shown as U+FFFD."""
+    from archspec.cli import main
+    spec = tmp_path / "esc.arch"
+    spec.write_text(H + 'init conv = "\x1b]0;pwned\x07"\nnetwork {\n    cnov(8, 3)  # \x1b[2J\x1b[31m red\n}\n')
+    raw = tmp_path / "raw.arch"
+    raw.write_text(H + "network {\n    relu(\x1b[2J)\n}\n")
+    assert main(["check", str(spec), str(raw)]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+    assert "unknown init scheme" in err and "unknown name 'cnov'" in err and "\ufffd[2J\ufffd[31m red" in err
+    assert "unexpected character '\\x1b'" in err and "relu(\ufffd[2J)" in err
+
+
+def test_line_numbers_follow_newlines_only(tmp_path):
+    """A form feed or U+2028 in a comment is not a line break for the lexer, nor for the error display."""
+    spec = tmp_path / "ff.arch"
+    spec.write_text(H + "# a\x0cform feed and a\u2028line separator\nnetwork {\n    cnov(8, 3)\n}\n")
+    with pytest.raises(SpecError) as info:
+        archspec.load(spec)
+    d = info.value.first
+    assert (d.pos.line, d.pos.col) == (5, 5)
+    assert "5 |     cnov(8, 3)" in d.render()
+
+
+def test_byte_order_mark_is_ignored(tmp_path):
+    spec = tmp_path / "bom.arch"
+    spec.write_bytes(b"\xef\xbb\xbf" + (H + "network {\n    cnov(8, 3)\n}\n").encode())
+    with pytest.raises(SpecError) as info:
+        archspec.load(spec)
+    assert (info.value.first.pos.line, info.value.first.pos.col) == (4, 5)
+    spec.write_bytes(b"\xef\xbb\xbf" + (H + "network { relu() }\n").encode())
+    assert archspec.load(spec).nodes[0].op == "relu"
+
+
+@pytest.mark.parametrize("data, line, col, message", [
+    (b"arch t\ninput x: [3, 8, 8]\nnetwork { r\xffelu() }\n", 3, 12, "spec file is not valid UTF-8 text"),
+    (b"arch t\ninput x: [3, 8, 8]\nnetwork { \xc3\xa9\x00 }\n", 3, 12, "spec file contains NUL bytes: it is not a text file"),
+])
+def test_binary_files_are_refused_with_a_position(tmp_path, data, line, col, message):
+    spec = tmp_path / "bin.arch"
+    spec.write_bytes(data)
+    d = _load_error(spec)
+    assert d.message == message and (d.pos.line, d.pos.col) == (line, col)
+
+
+def test_deeply_nested_set_value_is_an_error():
+    from archspec.cli import main
+    assert main(["check", "resnet18", "--set", "layers=" + "[" * 5000 + "]" * 5000]) == 1

@@ -49,15 +49,17 @@ def add_format_arg(p: argparse.ArgumentParser, choices=("table", "json", "md")) 
     p.add_argument("--format", choices=choices, default=choices[0], help="output format")
 
 
-def parse_value(text: str):
+def parse_value(text: str, depth: int = 0):
     """A --set value: number (with _ and K/M/G), true/false, [list], or else a string."""
     from ..expressions import parse_number
     t = text.strip()
     if t in ("true", "false"):
         return t == "true"
     if t.startswith("[") and t.endswith("]"):
+        if depth > 8:
+            raise SpecError(f"--set value nested deeper than 8 lists: {text[:40]}...")
         inner = t[1:-1].strip()
-        return [parse_value(x) for x in inner.split(",")] if inner else []
+        return [parse_value(x, depth + 1) for x in inner.split(",")] if inner else []
     try:
         return parse_number(t.lstrip("-")) * (-1 if t.startswith("-") else 1)
     except (ValueError, IndexError):
