@@ -1,6 +1,6 @@
 """Forward latency of `to_torch` (an fx.GraphModule) against the emitted standalone source, on CPU.
 
-    .venv/bin/python benchmarks/torch_forward.py [--models resnet50 mobilenet_v2] [--batches 1 16] [--reps 15]
+    .venv/bin/python benchmarks/torch_forward.py [--models resnet50 mobilenet_v2] [--batches 1 16] [--reps 15] [--threads 1]
 
 Both modules hold the same weights; eval mode, no_grad. Runs are interleaved (A B, B A, ...) so
 drift in machine load hits both alike; the figure is the median. Target: ratio within 1.02 (median of per-pair CPU-time ratios; wall-time ratio printed too).
@@ -68,7 +68,9 @@ def main() -> int:
     p.add_argument("--models", nargs="+", default=["resnet50", "mobilenet_v2"])
     p.add_argument("--batches", nargs="+", type=int, default=[1, 16])
     p.add_argument("--reps", type=int, default=15)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    # One thread by default: with several, OpenMP threads of both modules compete with every other
+    # process on a shared machine and the ratio measures the load, not the code (0: torch's default).
+    p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
