@@ -289,6 +289,10 @@ def init_uniform_fan_out(m: nn.Module) -> None:
     _zero_bias(m)
 
 
+def init_default_zero_bias(m: nn.Module) -> None:
+    _zero_bias(m)  # the weight keeps PyTorch's own initialisation
+
+
 def init_ones_zeros(m: nn.Module) -> None:
     nn.init.ones_(m.weight)
     _zero_bias(m)
@@ -305,6 +309,7 @@ INIT: dict[str, Callable[[nn.Module], None] | None] = {
     "uniform_fan_out": init_uniform_fan_out,
     "ones_zeros": init_ones_zeros,
     "trunc_normal_0.01": init_trunc_normal_001,
+    "default_zero_bias": init_default_zero_bias,
 }
 
 

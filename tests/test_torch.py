@@ -336,6 +336,9 @@ def _check_init(scheme: str, w: torch.Tensor, b: torch.Tensor, fan_in: int, fan_
         assert hi <= bound and lo >= -bound and hi > 0.95 * bound
     elif scheme == "ones_zeros":
         assert torch.equal(w, torch.ones_like(w))
+    elif scheme == "default_zero_bias":
+        bound = 1 / math.sqrt(fan_in)
+        assert hi <= bound and lo >= -bound and hi > 0.9 * bound
     if scheme != "default":
         assert torch.equal(b, torch.zeros_like(b))
     else:  # PyTorch's own: kaiming_uniform(a=sqrt(5)) -> U(+-1/sqrt(fan_in)), bias likewise
