@@ -127,7 +127,11 @@ class SpecGenerator:
             return c.choice(['"a"', "true", "false", "relu", s.blocks[0] if s.blocks else "conv"])
         if k == 11:
             return f"-{self.expr(s, depth + 1)}"
-        return self.number()
+        return c.choice([f"{self.list_expr(s, depth + 1)}[{c.int(-1, 2)}:]", f"({self.expr(s, depth + 1)}, {self.number()})",
+                         f"in.shape[{c.int(0, 2)}:]", '"x" + "y"', f"len({self.list_expr(s, depth + 1)})",
+                         f"sum([a * b for a, b in zip({self.list_expr(s, depth + 1)}, {self.list_expr(s, depth + 1)})])",
+                         f"[i for i, v in enumerate({self.list_expr(s, depth + 1)}) if v > 1]",
+                         self.number()])
 
     def cond(self, s: Scope, depth: int = 0) -> str:
         c = self.c
@@ -191,12 +195,15 @@ class SpecGenerator:
         c = self.c
         b = c.choice(s.blocks)
         n = c.int(0, 3)
-        return f"{b}({', '.join(self.expr(s, 2) if c.chance(15) else c.choice(['8', '16', '1', '2']) for _ in range(n))})"
+        args = [self.expr(s, 2) if c.chance(15) else c.choice(['8', '16', '1', '2']) for _ in range(n)]
+        if args and c.chance(30):
+            args[-1] = f"a{c.int(0, 3)} = {args[-1]}"
+        return f"{b}({', '.join(args)})"
 
     def stmt(self, s: Scope) -> str:
         c = self.c
         deep = s.depth >= 3
-        k = c.int(0, 9 if deep else 22)
+        k = c.int(0, 9 if deep else 24)
         if k <= 3:
             return self.op_call(s)
         if k == 4:
@@ -249,6 +256,15 @@ class SpecGenerator:
             return f"from {c.choice(s.saved)} {self.body(inner)}"
         if k == 19:
             return f"budget {c.choice(METRICS)} {c.choice(['<=', '<', '>='])} {c.choice(['1M', '100', '2G', '1e9'])}"
+        if k == 20:  # ops and blocks are values
+            v = c.choice(ACTS + s.blocks + ["conv", "k"])
+            s.names.append("act")
+            return f"act = {v}; act({'8, 1' if v == 'conv' or v in s.blocks else ''})"
+        if k == 21:
+            a, b = (c.choice(s.saved + ["x", "y"]) for _ in range(2))
+            return f"{c.choice(['add', 'cat', 'mul'])}({a}, {b}{', dim = ' + str(c.int(-1, 3)) if c.chance(20) else ''})"
+        if k == 22:
+            return f"for i, w in enumerate([8, 16]) {self.body(Scope(s.names + ['i', 'w'], s.lists, s.blocks, s.saved, s.depth + 1))}"
         return self.op_call(s)
 
     def body(self, s: Scope) -> str:
@@ -276,9 +292,12 @@ class SpecGenerator:
             lines.append(f"input y: {c.choice(['[3, 32, 32]', '[4]'])}")
         variants = [f"v{i}" for i in range(c.int(0, 2))]
         for v in variants:
-            lines.append(f"variant {v} {{ {'; '.join(f'{p} = {c.int(1, 40)}' for p in params) or 'q = 1'} }}")
+            lines.append(f"variant {v} {{ {'; '.join(f'{p} = {c.int(1, 40)}' for p in params) or 'q = 1'}"
+                         f"{'; unit = blk0' if c.chance(30) else ''} }}")
         if c.chance(30):
             lines.append(f'init {c.choice(["conv", "bn", "linear", "cnv"])} = "{c.choice(SCHEMES)}"')
+        if c.chance(4):  # the case's folder holds only case.arch: every use is an error of some kind
+            lines.append(f'use "{c.choice(["case.arch", "lib.arch", "../x.arch", "/etc/passwd", "", "a/../case.arch"])}"')
         if c.chance(20):
             lines.append(f"budget {c.choice(METRICS)} <= {c.choice(['1M', '10G', '5'])}")
         blocks: list[str] = []
@@ -362,6 +381,10 @@ def mutate(text: str, c: Chooser) -> str:
             else:
                 lines[a], lines[b] = lines[b], lines[a]
             text = "\n".join(lines)
+            continue
+        elif k == 8 and c.chance(50):                # overwrite a character with any printable one
+            at = c.int(0, max(0, len(text) - 1))
+            text = text[:at] + chr(c.int(32, 126)) + text[at + 1:]
             continue
         elif k == 8:                                 # insert a stray character
             toks[i] = toks[i] + c.choice(VOCAB[:20] + ["\n", "'", '"', "#", "\\", "é", "\x00", "\ufeff"])
@@ -448,6 +471,8 @@ def check_ir(arch: Architecture) -> str | None:
         return f"outputs {arch.outputs} name unknown nodes"
     if Architecture.model_validate_json(arch.model_dump_json()) != arch:
         return "the IR does not survive a JSON round trip"
+    if hasattr(archspec, "analyze"):  # the analyzer reads any valid IR (a crash there is a bug too)
+        archspec.analyze(arch).to_json()
     return None
 
 
