@@ -3,7 +3,7 @@
     from compiler.runtime import Session
     sess = Session("resnet50.onnx")                 # CUDA first when available, else CPU (with a warning)
     logits = sess(images)                           # numpy array or torch tensor in, numpy out
-    sess = Session(model_proto, providers="cpu")    # a ModelProto from to_onnx works too
+    sess = Session(model_proto, providers="cpu")    # a ModelProto from to_onnx (or its bytes) works too
 
 torch is never imported here: a torch tensor is recognised by its type's module and converted with
 its own methods.
@@ -96,7 +96,9 @@ class Session:
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3  # errors only: the CUDA provider is chatty about fallbacks
-        source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(Path(model))
+        if hasattr(model, "SerializeToString"):
+            model = model.SerializeToString()
+        source = model if isinstance(model, bytes) else str(Path(model))
         self.session = ort.InferenceSession(source, options, providers=chosen)
         self.providers = self.session.get_providers()
         if "CUDAExecutionProvider" in chosen and "CUDAExecutionProvider" not in self.providers:

@@ -317,22 +317,46 @@ def is_heavy(arch: Architecture) -> bool:
 ZOO = [pytest.param(n, marks=pytest.mark.slow) if is_heavy(archspec.load(n)) else n for n in archspec.list_models()]
 
 
+def calibrate(module: torch.nn.Module, x: torch.Tensor, gain: float = 1 / 1.15) -> torch.nn.Module:
+    """Weights like a trained network's, for comparing engines: random affine batch-norm parameters,
+    running statistics measured on `x`, then each norm's gain lowered a little (variance / gain**2).
+    Why the gain: untrained networks with exactly calibrated norms are chaotic (rounding only the
+    input to float16 moves resnet101's output by 7%, and float32 reassociation alone by 2e-4), so
+    no engine could meet the tolerances; with random statistics (`randomize`) they are the opposite,
+    their outputs barely depend on the input, so a miswired graph could pass. With gain 1/1.15 the
+    outputs of two random inputs differ by 1e-2 to 1e-1 of their scale (efficientnet, whose gates
+    contract, less) while float16 input rounding moves them by under 1e-3."""
+    randomize(module)
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: one batch gives that batch's statistics
+    module.train()
+    with torch.no_grad():
+        module(x)
+        for m in norms:
+            m.running_var.div_(gain ** 2).add_(1e-3)
+    return module.eval()
+
+
 @pytest.mark.parametrize("name", ZOO)
-def test_zoo_export_matches_torch(name, tmp_path):
+def test_zoo_export_matches_torch(name):
     arch = small_arch(name)
-    module = randomize(to_torch(arch))
+    torch.manual_seed(0)
+    module = calibrate(to_torch(arch), torch.randn(8, *arch.inputs[0].shape))
     x = torch.randn(2, *arch.inputs[0].shape)
     expected = torch_outputs(module, [x])
-    first, again = tmp_path / "a.onnx", tmp_path / "b.onnx"
-    to_onnx(arch, first, module=module)
-    to_onnx(arch, again, module=module)
-    assert first.read_bytes() == again.read_bytes()
-    onnx.checker.check_model(str(first), full_check=True)
-    for got, want in zip(ort_outputs(str(first), [x]), expected):
+    # In memory: to_onnx writes exactly these bytes to a file (test_export_is_deterministic).
+    data = to_onnx(arch, module=module).SerializeToString()
+    assert data == to_onnx(arch, module=module).SerializeToString(), "two exports differ"
+    onnx.checker.check_model(data, full_check=True)
+    for got, want in zip(ort_outputs(data, [x]), expected):
         assert rel_err(got, want) < F32_TOL
-    for got, want in zip(ort_outputs(to_onnx(arch, module=module, fold_bn=True), [x]), expected):
-        assert rel_err(got, want) < F32_TOL
-    half = to_onnx(arch, module=module, dtype="float16")
+    del data
+    if backend.foldable_bn(arch):
+        for got, want in zip(ort_outputs(to_onnx(arch, module=module, fold_bn=True), [x]), expected):
+            assert rel_err(got, want) < F32_TOL
+    half = to_onnx(arch, module=module, dtype="float16").SerializeToString()
     onnx.checker.check_model(half, full_check=True)
     for got, want in zip(ort_outputs(half, [x]), expected):  # Session casts the float32 input
         assert got.dtype == np.float16 and rel_err(got, want) < F16_TOL
