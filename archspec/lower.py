@@ -832,6 +832,13 @@ def lower(module: SpecModule, variant: str | None, overrides: dict, limits: Limi
         return None
 
 
+def _json_value(value):
+    """A parameter's value as the IR holds it: JSON types only (tuples become lists; blocks and ops their repr)."""
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    return value if isinstance(value, (bool, int, float, str)) or value is None else repr(value)
+
+
 def _check_param_type(name: str, default, value, where: Pos) -> None:
     kinds = {bool: "bool", int: "int", float: "float", str: "string", list: "list"}
     want = next((k for t, k in kinds.items() if isinstance(default, t)), None)
@@ -856,7 +863,7 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_s
             value = g.lookup(Token("NAME", name, line=ppos.line, column=ppos.col))
             if name in overrides or default is not value:
                 _check_param_type(name, default, value, ppos)
-            params[name] = value if isinstance(value, (bool, int, float, str, list, tuple)) or value is None else repr(value)
+            params[name] = _json_value(value)
         except EvalError as exc:
             low.error(str(exc), exc.where if exc.where is not None else ppos, exc.hint)
             if default is not None and name in g.values:  # go on with the default: no follow-on errors

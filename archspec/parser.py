@@ -67,10 +67,16 @@ class _BracketNewlines:
             elif kind == "_NL" and depth:
                 continue
             if prev is not None and prev.type == "NUMBER" and prev.end_pos == tok.start_pos and (
-                    kind in ("NAME", "NUMBER", "LABEL") or tok.value == "."):
+                    tok.value[:1].isalnum() or tok.value[:1] in "._"):
                 word = _word_at(prev.start_pos)
                 raise _Misplaced(prev, f"malformed number '{word}'",
                                  "a number is digits with an optional fraction, exponent and K, M or G suffix",
+                                 len(word))
+            if (prev is not None and prev.end_pos == tok.start_pos and prev.type not in ("NAME", "LABEL", "NUMBER")
+                    and prev.value.isidentifier() and (tok.value[:1].isalnum() or tok.value[:1] == "_")):
+                # Where no name may follow, the contextual lexer reads 'paramp' as the keyword 'param' + 'p'
+                word = _word_at(prev.start_pos)
+                raise _Misplaced(prev, f"unexpected '{word}'", f"did you mean '{prev.value} {word[len(prev.value):]}'?",
                                  len(word))
             if tok.value in ("else", "shortcut") and kind != "LABEL" and (prev is None or prev.type == "_NL"):
                 raise _Misplaced(tok, f"'{tok.value}' at the start of a line",
@@ -242,15 +248,21 @@ def _malformed_number(exc: UnexpectedInput, text: str, file: str) -> Diagnostic 
     begin = start
     while begin > 0 and (text[begin - 1].isalnum() or text[begin - 1] in "._"):
         begin -= 1
-    if begin == start or not (text[begin].isdigit() or text[begin] == "." and text[begin + 1:begin + 2].isdigit()):
+    if begin == start:
         return None
     end = begin
     while end < len(text) and (text[end].isalnum() or text[end] in "._"):
         end += 1
     line = text.count("\n", 0, begin) + 1
     col = begin - (text.rfind("\n", 0, begin) + 1) + 1
-    return Diagnostic(f"malformed number '{text[begin:end]}'", Pos(file, line, col, line, col + end - begin),
-                      "a number is digits with an optional fraction, exponent and K, M or G suffix")
+    pos = Pos(file, line, col, line, col + end - begin)
+    word = text[begin:end]
+    if text[begin].isdigit() or text[begin] == "." and text[begin + 1:begin + 2].isdigit():
+        return Diagnostic(f"malformed number '{word}'", pos,
+                          "a number is digits with an optional fraction, exponent and K, M or G suffix")
+    if "." not in text[begin:start]:  # a keyword glued to a name: 'elserelu' read as 'else' + 'relu'
+        return Diagnostic(f"unexpected '{word}'", pos, f"did you mean '{text[begin:start]} {text[start:end]}'?")
+    return None
 
 
 def _unclosed(exc: UnexpectedInput, text: str, file: str) -> Diagnostic | None:
