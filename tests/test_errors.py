@@ -149,3 +149,19 @@ def test_error_limit_stops_collecting(tmp_path, monkeypatch):
     rc, output = run_check("lots.arch")
     assert rc == 1
     assert len(reported(output)) == archspec.Limits().max_errors
+
+
+def test_real_process_prints_no_traceback():
+    """The same through `python -m archspec check` in a fresh process: exit 1, errors on stderr, no traceback."""
+    import subprocess
+    import sys
+    names = ["syntax_missing_paren.arch", "recursion_mutual.arch", "limit_power_tower.arch", "use_etc_passwd.arch"]
+    proc = subprocess.run([sys.executable, "-m", "archspec", "check", *names], cwd=FIXTURES, capture_output=True,
+                          text=True, timeout=60, env={"PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+                                                      "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr + proc.stdout
+    for name in names:
+        errors, _, _ = expectations(FIXTURES / name)
+        for message, loc in errors:
+            assert f"error: {message}\n  --> {loc}" in proc.stderr
