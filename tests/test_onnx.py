@@ -4,10 +4,8 @@ exports are byte-identical; the CLI's export and bench commands; the runtime Ses
 from __future__ import annotations
 
 import json
-import math
 import textwrap
 import warnings
-from pathlib import Path
 
 import numpy as np
 import onnx
