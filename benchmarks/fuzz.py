@@ -354,7 +354,11 @@ def mutate(text: str, c: Chooser) -> str:
             break
         k = c.int(0, 9)
         i = c.choice(solid)
-        if k == 0:                                   # delete a token
+        if k == 0 and c.chance(30):                  # glue two tokens: delete the space between them
+            spaces = [j for j, t in enumerate(toks) if t.isspace() and "\n" not in t]
+            if spaces:
+                toks[c.choice(spaces)] = ""
+        elif k == 0:                                 # delete a token
             toks[i] = ""
         elif k == 1:                                 # swap with the next token
             j = solid[min(solid.index(i) + 1, len(solid) - 1)]
@@ -491,14 +495,14 @@ def run_case(text: str, variant: str | None, folder: Path, limits: Limits = FUZZ
     try:
         try:
             arch = archspec.load(path, variant=variant, limits=limits)
+            problem = check_ir(arch)  # under the alarm too: the analyzer must be bounded as well
         finally:
             if alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, old)
         out = Outcome("ok")
-        problem = check_ir(arch)
         if problem:
-            out = Outcome("ir", problem, "ir:" + problem.split()[0])
+            out = Outcome("ir", problem, "ir:" + " ".join(problem.split()[:3]))
     except SpecError as exc:
         texts = {d.pos.file: text for d in exc.diagnostics if d.pos is not None and Path(d.pos.file).name == "case.arch"}
         problem = check_positions(exc, texts)
@@ -554,12 +558,13 @@ def save_regression(text: str, variant: str | None, outcome: Outcome, origin: st
     return path
 
 
-def regression_cases() -> list[tuple[Path, str | None]]:
+def regression_cases() -> list[tuple[Path, str | None, str | None]]:
+    """(file, variant, open): `open` names a bug outside the front end that is reported but not fixed yet."""
     out = []
     for path in sorted(REGRESSIONS.glob("*.arch")):
         meta = path.with_suffix(".json")
-        variant = json.loads(meta.read_text())["variant"] if meta.exists() else None
-        out.append((path, variant))
+        info = json.loads(meta.read_text()) if meta.exists() else {}
+        out.append((path, info.get("variant"), info.get("open")))
     return out
 
 

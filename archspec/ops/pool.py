@@ -1,6 +1,8 @@
 """Pooling: sliding-window max/average, adaptive average, global average."""
 from __future__ import annotations
 
+import math
+
 from .base import (GLOBAL, RF, Attrs, Bool, NonNegInts, Op, PosInt, PosInts, ShapeError, numel, per_axis,
                    register)
 from .conv import conv_out
@@ -89,7 +91,8 @@ class AdaptiveAvgPool(Op):
         out = []
         for x, o in zip(ins[0][1:], a["size"]):
             if x % o:
-                widest = max(-(-(i + 1) * x // o) - i * x // o for i in range(o))
+                # max over i of ceil((i + 1) x / o) - floor(i x / o), in closed form (o may be huge)
+                widest = -(-(x + o - math.gcd(x, o)) // o)
                 out.append(RF(widest, max(1, x // o), 0))
             else:
                 out.append(RF(x // o, x // o, 0))
