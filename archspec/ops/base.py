@@ -35,6 +35,8 @@ def _int_only(v: Any) -> Any:
     if isinstance(v, float):
         if v != v or v in (math.inf, -math.inf) or not v.is_integer():
             raise ValueError(f"expects an integer, got {_show(v)}; wrap it in int(), round() or make_divisible()")
+        if abs(v) > 2 ** 53:  # past 2**53 a float is no exact integer (1e308 would be a 1024-bit one)
+            raise ValueError(f"expects an integer, got {_show(v)}, a float too large to be exact")
         return int(v)
     return v
 
