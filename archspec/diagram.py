@@ -146,6 +146,19 @@ def build(arch: Architecture, depth: int | None = None) -> Diagram:
 
 # ---------------------------------------------------------------- Graphviz
 
+def _nesting(d: Diagram) -> dict[str, list[str]]:
+    """Children of each cluster ("" is the top): sub-clusters as "cluster:NAME", then box ids."""
+    children: dict[str, list[str]] = {"": []}
+    for c in d.clusters:
+        children.setdefault(c, [])
+        parent = c.rsplit(".", 1)[0] if "." in c else ""
+        children.setdefault(parent, []).append("cluster:" + c)
+    for b in d.boxes:
+        parent = b.id.rsplit(".", 1)[0] if "." in b.id and b.kind not in ("input", "output") else ""
+        children.setdefault(parent if parent in d.clusters else "", []).append(b.id)
+    return children
+
+
 def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -159,14 +172,7 @@ def to_dot(d: Diagram) -> str:
            'penwidth=0.8];',
            '  edge [color="#555555", arrowsize=0.6];']
     # Nest the boxes in their clusters.
-    children: dict[str, list[str]] = {"": []}
-    for c in d.clusters:
-        children.setdefault(c, [])
-        parent = c.rsplit(".", 1)[0] if "." in c else ""
-        children.setdefault(parent, []).append("cluster:" + c)
-    for b in d.boxes:
-        parent = b.id.rsplit(".", 1)[0] if "." in b.id and b.kind not in ("input", "output") else ""
-        children.setdefault(parent if parent in d.clusters else "", []).append(b.id)
+    children = _nesting(d)
     by_id = {b.id: b for b in d.boxes}
 
     def emit(scope: str, indent: str) -> None:
@@ -225,13 +231,7 @@ def to_mermaid(d: Diagram) -> str:
     ids = {b.id: f"n{i}" for i, b in enumerate(d.boxes)}
     cids = {c: f"c{i}" for i, c in enumerate(d.clusters)}
     out = ["---", f"title: {_m(d.title)} · {d.summary}", "---", "flowchart TB"]
-    children: dict[str, list[str]] = {"": []}
-    for c in d.clusters:
-        parent = c.rsplit(".", 1)[0] if "." in c else ""
-        children.setdefault(parent, []).append("cluster:" + c)
-    for b in d.boxes:
-        parent = b.id.rsplit(".", 1)[0] if "." in b.id and b.kind not in ("input", "output") else ""
-        children.setdefault(parent if parent in d.clusters else "", []).append(b.id)
+    children = _nesting(d)
     by_id = {b.id: b for b in d.boxes}
 
     def emit(scope: str, indent: str) -> None:

@@ -73,27 +73,15 @@ class Builtin:
         return f"<builtin {self.name}>"
 
 
+_TYPE_NAMES = ((bool, "bool"), (int, "int"), (float, "float"), (str, "string"), ((list, tuple), "list"),
+               (BlockValue, "block"), (OpValue, "op"), (Tensor, "tensor"), (ShapeView, "shape"), (Builtin, "builtin"))
+
+
 def type_name(v) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, (list, tuple)):
-        return "list"
-    if isinstance(v, BlockValue):
-        return "block"
-    if isinstance(v, OpValue):
-        return "op"
-    if isinstance(v, Tensor):
-        return "tensor"
-    if isinstance(v, ShapeView):
-        return "shape"
-    if isinstance(v, Builtin):
-        return "builtin"
+    """The language's name for a value's type (bool before int: True is an int in Python)."""
+    for kind, name in _TYPE_NAMES:
+        if isinstance(v, kind):
+            return name
     return type(v).__name__
 
 

@@ -173,7 +173,7 @@ def emit_python(arch: Architecture, inplace: bool = True, command: str | None = 
     if params:
         out.append(f"Parameters: {params}.")
     out.append("Standalone: needs only torch. The state_dict keys equal those of archspec's to_torch.\n")
-    out.append(f"    model = build()")
+    out.append("    model = build()")
     out.append(f"    model.load_state_dict(torch.load(\"{arch.title}.pth\", weights_only=True))")
     out.append('"""')
     out.append("import math  # noqa: F401  (used by some init schemes)\n")

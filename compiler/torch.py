@@ -16,10 +16,9 @@ constructor call in the standalone source emitter (compiler/pysource.py).
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 import torch.fx as fx

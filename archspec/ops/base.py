@@ -12,6 +12,9 @@ Shape = tuple[int, ...]
 
 REGISTRY: dict[str, type["Op"]] = {}
 
+# Inputs of each rank for Op.example_cases: [F], [C, L], [C, H, W].
+EXAMPLE_SHAPES: dict[int, Shape] = {1: (12,), 2: (8, 10), 3: (8, 10, 10)}
+
 
 class ShapeError(Exception):
     """A shape rule refused its inputs; the front end adds the spec position."""
@@ -102,6 +105,22 @@ class Op:
     ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
     # Valid example for the op table's completeness tests: (args, kwargs, input shapes).
     example: ClassVar[tuple[tuple, dict, list[Shape]]] = ((), {}, [(8, 10, 10)])
+
+    @classmethod
+    def example_cases(cls) -> list[tuple[dict, list[Shape], Shape]]:
+        """(attrs, input shapes, output shape) of the op's example on every rank it accepts: what the
+        completeness tests of the analyzer and the backends run for each op."""
+        args, kwargs, example_ins = cls.example
+        shapes = [[tuple(s) for s in example_ins]]
+        shapes += [[EXAMPLE_SHAPES[r]] * len(example_ins) for r in cls.ranks if r != len(example_ins[0])]
+        cases = []
+        for ins in shapes:
+            try:
+                a = cls.normalize(cls.Args(**dict(zip(cls.positional, args)), **kwargs), ins)
+                cases.append((a, ins, tuple(cls.shape(a, ins))))
+            except ShapeError:  # the example's arguments do not fit this rank (a 2-d kernel on [C, L])
+                continue
+        return cases
 
     @classmethod
     def normalize(cls, args: Attrs, ins: list[Shape]) -> dict:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .base import (GLOBAL, RF, Attrs, Bool, NonNegInts, Op, PosInt, PosInts, ShapeError, numel, per_axis,
+from .base import (GLOBAL, RF, Attrs, Bool, NonNegInts, Op, PosInts, ShapeError, numel, per_axis,
                    register)
 from .conv import conv_out
 
