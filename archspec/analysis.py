@@ -87,7 +87,15 @@ def _apply(f: Field, rule, name: str) -> Field:
     size = tuple(r + (k.kernel - 1) * j for r, j, k in zip(f.size, f.stride, rule))
     padding = tuple(p + k.pad * j for p, j, k in zip(f.padding, f.stride, rule))
     stride = tuple(j * k.stride for j, k in zip(f.stride, rule))
+    if max(size + stride + padding) > _FIELD_CAP:
+        # Strides multiply: a stack of strided layers on a 1x1 map reaches sizes no input has (10**9900
+        # in a fuzz case). A field that wide covers any input: call it global and stop the growth.
+        return Field(tuple(min(v, _FIELD_CAP) for v in f.size), tuple(min(v, _FIELD_CAP) for v in f.stride),
+                     tuple(min(v, _FIELD_CAP) for v in f.padding), True)
     return Field(size, stride, padding, f.is_global)
+
+
+_FIELD_CAP = 2 ** 62  # far beyond any input the activation-memory limit admits
 
 
 def _merge(fields: list[Field], broadcast_global: bool) -> tuple[Field, str | None]:

@@ -343,8 +343,11 @@ def _format(text: str, file: str, align: bool = True) -> str:
 def format_file(path, check: bool = False) -> bool:
     """Format a spec file in place (unless check); return whether it changed (or would change)."""
     from pathlib import Path
+
+    from .limits import DEFAULT_LIMITS
+    from .loader import read_text_bounded
     p = Path(path)
-    text = p.read_text(encoding="utf-8")
+    text = read_text_bounded(p, DEFAULT_LIMITS.max_file_bytes, "spec file")
     new = format_text(text, str(path))
     if new == text:
         return False

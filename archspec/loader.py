@@ -51,6 +51,22 @@ def load(name_or_path: str | Path, variant: str | None = None, *, limits: Limits
     return arch
 
 
+MAX_IR_JSON_BYTES = 256 << 20  # an IR dump of a 200k-node network is ~100 MiB
+
+
+def read_text_bounded(path: str | Path, limit: int, what: str = "file") -> str:
+    """A text file's contents, refusing before reading one larger than `limit` bytes."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise SpecError(Diagnostic(f"{what} '{path}' is {size:,} bytes, over the limit of {limit:,}", None,
+                                       "is this the right file?"))
+        return path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(Diagnostic(f"cannot read '{path}': {exc}", None, "check the path")) from None
+
+
 def read_spec_file(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> SpecModule:
     """Parse a .arch file and the files it uses, without evaluating it (for block libraries)."""
     path = Path(path)

@@ -399,3 +399,13 @@ def test_cli_input_size_and_overrides():
 def test_cli_bad_arguments_are_errors_not_tracebacks(args, message):
     rc, out, err = cli("analyze", *args)
     assert rc != 0 and message in err and "Traceback" not in err
+
+
+def test_receptive_field_growth_is_capped_and_called_global(tmp_path):
+    # Strides multiply: 40 convs of stride 1000 on a 1x1 map would give a stride of 10**120.
+    path = tmp_path / "strided.arch"
+    path.write_text("arch s\ninput x: [2, 1, 1]\nnetwork { repeat 40 { conv(2, 1, stride = 1000) } }\n")
+    report = archspec.analyze(archspec.load(path))
+    rf = report.receptive_field
+    assert rf.is_global and max(rf.stride) <= 2 ** 62
+    assert json.loads(report.to_json())["receptive_field"]["global"] is True

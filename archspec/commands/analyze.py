@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from . import add_format_arg, add_spec_args, command, parse_overrides
-from ..errors import Diagnostic, SpecError
+from ..errors import SpecError
 
 
 def configure(p):
@@ -39,11 +39,8 @@ def load_arch(args):
             raise SpecError(f"'{args.spec}' is an IR dump: it has no parameters, variants or input size to change",
                             hint="analyze the .arch spec instead")
         from ..analysis import ir_from_json
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(Diagnostic(f"cannot read '{args.spec}': {exc}", None, "check the path")) from None
-        return ir_from_json(text)
+        from ..loader import MAX_IR_JSON_BYTES, read_text_bounded
+        return ir_from_json(read_text_bounded(path, MAX_IR_JSON_BYTES, "IR dump"))
     return load(args.spec, variant=args.variant, input_size=size, **overrides)
 
 

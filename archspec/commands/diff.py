@@ -35,7 +35,6 @@ def _title(spec: str, variant: str | None, overrides: list[str], arch) -> str:
 
 def _load(spec: str, variant: str | None, overrides: dict):
     """A spec, or an IR dumped by `archspec analyze --format ir` (a .json file: a build kept from a base branch)."""
-    from pathlib import Path
 
     from ..analysis import ir_from_json
     from ..loader import load
@@ -43,10 +42,8 @@ def _load(spec: str, variant: str | None, overrides: dict):
         if variant or overrides:
             raise SpecError(f"'{spec}' is an IR dump: it has no variants or parameters to change",
                             hint="diff the .arch spec instead")
-        try:
-            return ir_from_json(Path(spec).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(f"cannot read '{spec}': {exc}", hint="check the path") from None
+        from ..loader import MAX_IR_JSON_BYTES, read_text_bounded
+        return ir_from_json(read_text_bounded(spec, MAX_IR_JSON_BYTES, "IR dump"))
     return load(spec, variant=variant, **overrides)
 
 

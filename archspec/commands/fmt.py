@@ -29,8 +29,14 @@ def run(args) -> int:
     import difflib
 
     from ..formatter import format_text
+    from ..limits import DEFAULT_LIMITS
+    from ..loader import read_text_bounded
+    limit = DEFAULT_LIMITS.max_file_bytes
     if args.paths == ["-"]:
-        sys.stdout.write(format_text(sys.stdin.read(), "<stdin>"))
+        text = sys.stdin.read(limit + 1)
+        if len(text) > limit:
+            raise SpecError(f"standard input is over the limit of {limit:,} characters for a spec")
+        sys.stdout.write(format_text(text, "<stdin>"))
         return 0
     changed = failed = 0
     targets = files(args.paths)
@@ -39,11 +45,13 @@ def run(args) -> int:
             print(f"error: no such spec file: {path}", file=sys.stderr)
             failed += 1
             continue
-        text = path.read_text(encoding="utf-8")
+        text = None
         try:
+            text = read_text_bounded(path, limit, "spec file")
             new = format_text(text, str(path))
         except SpecError as exc:
-            exc.sources[str(path)] = text
+            if text is not None:
+                exc.sources[str(path)] = text
             print(exc.render(), file=sys.stderr)
             failed += 1
             continue
