@@ -7,7 +7,8 @@ against torch eager, in one run.
 CPU section: for each model and batch, the three contenders run in interleaved rounds (ours,
 torch.onnx, eager, ours, ...), each round timing `--iters` calls, so load on the machine hits all
 three alike; the table shows medians of the per-call latencies and the ratios (target: ours /
-torch.onnx <= 1.0). Outputs are compared first, so the contenders compute the same thing.
+torch.onnx <= 1.0). Each export runs in two sessions made in ABBA order; "A/A" compares our two
+sessions of the same file: ratios closer to 1 than it are noise. Outputs are compared first, so the contenders compute the same thing.
 CUDA section: the CUDA execution provider with IO binding, float32 and float16 (ours) against
 torch.onnx's float32 export, when onnxruntime-gpu and a GPU are present; otherwise it says so.
 """
@@ -72,8 +73,10 @@ def rel_err(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max() / (np.abs(b).max() or 1.0))
 
 
-def interleaved(runners: dict[str, callable], rounds: int, iters: int, warmup: int) -> dict[str, float]:
-    """Median per-call latency (ms) of each runner, timed in interleaved rounds (the order rotates)."""
+def interleaved(runners: dict[str, callable], rounds: int, iters: int, warmup: int,
+                pool: dict[str, list[str]] | None = None) -> dict[str, float]:
+    """Median per-call latency (ms) of each runner, timed in interleaved rounds (the order rotates).
+    `pool` merges the samples of several runners under one name (two sessions of one model)."""
     for run in runners.values():
         for _ in range(warmup):
             run()
@@ -86,6 +89,8 @@ def interleaved(runners: dict[str, callable], rounds: int, iters: int, warmup: i
                 t0 = time.perf_counter()
                 run()
                 times[name].append((time.perf_counter() - t0) * 1e3)
+    for name, members in (pool or {}).items():
+        times[name] = [t for m in members for t in times[m]]
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
@@ -116,8 +121,13 @@ def cpu_section(models, batches, args) -> None:
         notes.append(f"{name}: torch.onnx.export via {how}; ours {len(ours) / 2**20:.1f} MiB, "
                      f"theirs {len(theirs) / 2**20:.1f} MiB; after onnxruntime's optimizations: {same} "
                      f"({sum(ops_ours.values())} nodes)")
+        # Two sessions of each export, made in the order ours, theirs, theirs, ours: onnxruntime's
+        # first session of a process runs ~1% slower than an identical later one (an A/A test shows it),
+        # so a fixed order would hand that 1% to whichever export is made second.
         s_ours = Session(ours, providers="cpu", threads=args.threads)
         s_theirs = Session(theirs, providers="cpu", threads=args.threads)
+        s_theirs_b = Session(theirs, providers="cpu", threads=args.threads)
+        s_ours_b = Session(ours, providers="cpu", threads=args.threads)
         for batch in batches:
             x = torch.randn(batch, *shape)
             with torch.inference_mode():
@@ -130,16 +140,19 @@ def cpu_section(models, batches, args) -> None:
                 with torch.inference_mode():
                     module(x)
             big = batch >= 8
-            med = interleaved({"ours": s_ours.runner(x), "theirs": s_theirs.runner(x), "eager": eager},
-                              rounds=args.rounds, iters=1 if big else args.iters, warmup=2 if big else 5)
+            runners = {"ours a": s_ours.runner(x), "theirs a": s_theirs.runner(x),
+                       "theirs b": s_theirs_b.runner(x), "ours b": s_ours_b.runner(x), "eager": eager}
+            med = interleaved(runners, rounds=args.rounds, iters=1 if big else args.iters, warmup=2 if big else 5,
+                              pool={"ours": ["ours a", "ours b"], "theirs": ["theirs a", "theirs b"]})
             rows.append([name, batch, f"{med['ours']:.2f}", f"{med['theirs']:.2f}", f"{med['eager']:.2f}",
-                         f"{med['ours'] / med['theirs']:.3f}", f"{med['eager'] / med['ours']:.2f}x",
-                         f"{err_ours:.0e}"])
+                         f"{med['ours'] / med['theirs']:.3f}", f"{med['ours a'] / med['ours b']:.3f}",
+                         f"{med['eager'] / med['ours']:.2f}x", f"{err_ours:.0e}"])
             print(f"  {name} batch {batch}: ours {med['ours']:.2f} ms, torch.onnx {med['theirs']:.2f} ms, "
                   f"eager {med['eager']:.2f} ms", flush=True)
     print_table(f"onnxruntime {ort.__version__} CPU ({os.cpu_count()} cores, threads: "
                 f"{args.threads or 'default'}), torch {torch.__version__}; median ms per call",
-                ["model", "batch", "ours", "torch.onnx", "eager", "ours/torch.onnx", "eager/ours", "err"], rows)
+                ["model", "batch", "ours", "torch.onnx", "eager", "ours/torch.onnx", "A/A (noise)", "eager/ours",
+                 "err"], rows)
     for n in notes:
         print(f"  {n}")
 
