@@ -8,7 +8,8 @@ from pathlib import Path
 from .errors import Diagnostic, SpecError, did_you_mean
 from .ir import Architecture
 from .limits import DEFAULT_LIMITS, Limits
-from .lower import SpecModule, lower, read_module
+from .lower import lower
+from .modules import SpecModule, read_module
 from . import zoo
 
 
