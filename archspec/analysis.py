@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .ir import Architecture
+from .limits import gc_paused
 from .ops import GLOBAL, REGISTRY
 
 BYTES_PER_VALUE = 4  # float32
@@ -279,6 +280,11 @@ class Report:
 
 def analyze(arch: Architecture) -> Report:
     """Costs and receptive fields of every node of `arch`, and their totals. Linear in the graph's size."""
+    with gc_paused():
+        return _analyze(arch)
+
+
+def _analyze(arch: Architecture) -> Report:
     shapes: dict[str, tuple[int, ...]] = {}
     fields: dict[str, Field] = {}
     for i in arch.inputs:

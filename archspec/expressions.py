@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 import operator
 
-from lark import Token, Tree
 
 from .errors import Pos
 from .limits import Limits
-from .parser import pos_of
+from .parser import Token, Tree, pos_of
 from .values import Builtin, ShapeView, Tensor, a_type, type_name
 
 

@@ -1,13 +1,18 @@
 """The IR: a flat, topologically ordered graph of fully evaluated nodes, each tied to its source.
 
-Pydantic models, frozen, extra="forbid". `Architecture.model_json_schema()` is the published schema.
+Frozen standard dataclasses whose validation and JSON Schema come from pydantic (a `TypeAdapter`, with
+extra="forbid"): `Architecture.model_json_schema()` is the published schema and `model_validate_json` the
+checked way in. Pydantic is imported only when one of those is called: the lowering builds the IR from
+values it has already checked, and importing pydantic would take most of the time of an `archspec analyze`.
 Shapes exclude the batch axis: [C, H, W] for images, [C, L] for sequences, [F] for vectors.
 """
 from __future__ import annotations
 
-from typing import Literal, Union
-
-from pydantic import BaseModel, ConfigDict, Field
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal, Union
 
 AttrValue = Union[bool, int, float, str, list[int], None]
 ParamValue = Union[bool, int, float, str, list, None]
@@ -26,14 +31,48 @@ INIT_SCHEMES = (
 )
 
 
-class _Frozen(BaseModel):
-    # defer_build: the validators are built on first validation (ir_from_json, tests), not at import;
-    # the lowering constructs the IR from values it has already checked (see lower.py), so
-    # `archspec check` does not pay ~50 ms to build schemas it never uses.
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+@lru_cache(maxsize=None)
+def _adapter(cls):
+    from pydantic import TypeAdapter
+    return TypeAdapter(cls)
 
 
-class Span(_Frozen):
+class _Model:
+    """Pydantic's model methods, for the IR's dataclasses (what `archspec analyze --format ir` and tools use)."""
+
+    __slots__ = ()
+    __pydantic_config__ = {"extra": "forbid"}  # read by pydantic when it validates these dataclasses
+
+    def model_dump(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def model_dump_json(self, indent: int | None = None) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=indent, ensure_ascii=False,
+                          separators=None if indent else (",", ":"))
+
+    def model_copy(self, update: dict[str, Any] | None = None):
+        return dataclasses.replace(self, **(update or {}))
+
+    @classmethod
+    def model_validate(cls, data: Any):
+        """Check plain data (a dict from `model_dump` or JSON) against the IR's types; pydantic ValidationError."""
+        return _adapter(cls).validate_python(data)
+
+    @classmethod
+    def model_validate_json(cls, text: str | bytes):
+        return _adapter(cls).validate_json(text)
+
+    @classmethod
+    def model_json_schema(cls) -> dict[str, Any]:
+        return _adapter(cls).json_schema()
+
+
+# kw_only: fields keep a reading order (name first) whatever their defaults.
+_frozen = dataclass(frozen=True, slots=True, kw_only=True)
+
+
+@_frozen
+class Span(_Model):
     """Where a node came from in the spec text (1-based)."""
 
     file: str
@@ -44,24 +83,29 @@ class Span(_Frozen):
         return f"{self.file}:{self.line}:{self.col}"
 
 
-class Input(_Frozen):
+@_frozen
+class Input(_Model):
+    """A network input: its name and shape without the batch axis."""
+
     name: str
     shape: tuple[int, ...]
     span: Span
 
 
-class Node(_Frozen):
+@_frozen
+class Node(_Model):
     """One op applied to named inputs. `name` is the scope path (`layer3.2.conv1`), also the module path."""
 
     name: str
     op: str
     inputs: tuple[str, ...]
-    attrs: dict[str, AttrValue] = Field(default_factory=dict)
+    attrs: dict[str, AttrValue] = field(default_factory=dict)
     shape: tuple[int, ...]
     span: Span
 
 
-class Scope(_Frozen):
+@_frozen
+class Scope(_Model):
     """A named scope (label, block call, group, repeat); `block` names the block it instantiates, if any."""
 
     name: str
@@ -69,12 +113,16 @@ class Scope(_Frozen):
     span: Span
 
 
-class Output(_Frozen):
+@_frozen
+class Output(_Model):
+    """A network output: its name and the node that computes it."""
+
     name: str
     node: str
 
 
-class Budget(_Frozen):
+@_frozen
+class Budget(_Model):
     """A declared limit, `budget params <= 26M`, on the whole network (scope "") or a scope."""
 
     metric: Literal["params", "macs", "flops", "memory", "buffers"]
@@ -84,18 +132,19 @@ class Budget(_Frozen):
     span: Span
 
 
-class Architecture(_Frozen):
+@_frozen
+class Architecture(_Model):
     """A fully evaluated, validated network: what every pass and backend reads."""
 
     name: str
     variant: str | None = None
-    params: dict[str, ParamValue] = Field(default_factory=dict)
+    params: dict[str, ParamValue] = field(default_factory=dict)
     inputs: tuple[Input, ...]
     nodes: tuple[Node, ...]
     outputs: tuple[Output, ...]
     scopes: tuple[Scope, ...] = ()
     budgets: tuple[Budget, ...] = ()
-    init: dict[str, str] = Field(default_factory=dict)
+    init: dict[str, str] = field(default_factory=dict)
     source: str = ""
 
     @property

@@ -6,8 +6,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from lark import Token, Tree
-from pydantic import ValidationError
 
 from . import ops as op_table
 from .errors import Diagnostic, Pos, did_you_mean
@@ -15,7 +13,7 @@ from .expressions import EvalError, ExprEvaluator, WorkLimit, _Poisoned, bind_ta
 from .ir import INIT_SCHEMES, Architecture, Budget, Input, Node, Output, Scope, Span
 from .limits import Limits
 from .modules import SpecModule
-from .parser import pos_of
+from .parser import Token, Tree, pos_of
 from .values import BlockValue, OpValue, ShapeView, Tensor, a_type, type_name
 
 KEYWORDS = {"in", "if", "else", "for", "repeat", "as", "residual", "shortcut", "dense", "gate", "branch",
@@ -196,7 +194,7 @@ class Lowerer:
         return pos_of(item, frame.module.file)
 
     def span(self, pos: Pos) -> Span:
-        return Span.model_construct(file=pos.file, line=pos.line, col=pos.col)
+        return Span(file=pos.file, line=pos.line, col=pos.col)
 
     def claim(self, name: str, pos: Pos, where) -> None:
         if name in self.names:
@@ -224,7 +222,7 @@ class Lowerer:
             self.error(f"the network has more than {self.limits.max_nodes} nodes", where,
                        "lower the repeat counts, or raise Limits.max_nodes")
             raise _Abort()
-        self.nodes.append(Node.model_construct(name=name, op=op.name, inputs=tuple(t.name for t in inputs), attrs=attrs,
+        self.nodes.append(Node(name=name, op=op.name, inputs=tuple(t.name for t in inputs), attrs=attrs,
                                shape=shape, span=self.span(pos)))
         return Tensor(name, shape, pos)
 
@@ -247,7 +245,7 @@ class Lowerer:
         if len(args) > len(op.positional):
             raise _at_arg(EvalError(f"{op_name}() takes at most {len(op.positional)} positional argument"
                                     f"{'s' if len(op.positional) != 1 else ''}, got {len(args)}", where,
-                                    f"its arguments are: {', '.join(op.Args.model_fields)}" if op.Args.model_fields
+                                    f"its arguments are: {', '.join(op.Args.fields)}" if op.Args.fields
                                     else f"{op_name}() takes no arguments"), len(op.positional))
         values = dict(zip(op.positional, args))
         for k, v in kwargs.items():
@@ -259,14 +257,12 @@ class Lowerer:
                 values[k] = list(v)
         try:
             validated = op.Args(**values)
-        except ValidationError as exc:
-            message, _, hint = _explain_validation(op, exc)
-            loc = exc.errors()[0]["loc"]
-            key = loc[0] if loc else None
-            if key in kwargs:
-                arg = key
-            elif key in op.positional[:len(args)]:
-                arg = op.positional.index(key)
+        except op_table.ArgError as exc:
+            message, hint = _explain_arg_error(op, exc)
+            if exc.arg in kwargs:
+                arg = exc.arg
+            elif exc.arg in op.positional[:len(args)]:
+                arg = op.positional.index(exc.arg)
             else:
                 arg = None
             raise _at_arg(EvalError(message, where, hint), arg) from None
@@ -406,7 +402,7 @@ class Lowerer:
                 frame.set(pname, self.eval(default, frame))
             else:
                 raise EvalError(f"block '{block.name}' needs an argument '{pname}'", where, f"defined at {block.pos}")
-        self.scopes.append(Scope.model_construct(name=path, block=block.name, span=self.span(pos)))
+        self.scopes.append(Scope(name=path, block=block.name, span=self.span(pos)))
         self.call_stack.append((block, pos))
         try:
             out = self.run_body(block.body, frame, Cursor(path), cur)
@@ -425,13 +421,13 @@ class Lowerer:
         pos = self.pos(stmt, frame)
         if label is None:
             self.claim(path, pos, stmt)
-        self.scopes.append(Scope.model_construct(name=path, span=self.span(pos)))
+        self.scopes.append(Scope(name=path, span=self.span(pos)))
         return self.run_body(stmt.children[0], frame, Cursor(path), cur)
 
     def _splice(self, cursor: Cursor, label: str | None, pos: Pos) -> Cursor:
         if label is None:
             return cursor
-        self.scopes.append(Scope.model_construct(name=label, span=self.span(pos)))
+        self.scopes.append(Scope(name=label, span=self.span(pos)))
         return Cursor(label)
 
     def s_repeat_stmt(self, stmt, frame, cursor, cur, label):
@@ -506,7 +502,7 @@ class Lowerer:
         path = cursor.take(label)
         if label is None:
             self.claim(path, pos, stmt)
-        self.scopes.append(Scope.model_construct(name=path, span=self.span(pos)))
+        self.scopes.append(Scope(name=path, span=self.span(pos)))
         inner = Cursor(path)
         y = self.run_body(stmt.children[0], frame, inner, cur)
         return self.merge("mul", [cur, y], inner, pos, stmt)
@@ -547,7 +543,7 @@ class Lowerer:
                 raise EvalError(f"'{tok}' is {a_type(t)}, not a saved tensor", tok, f"save it first: 'save {tok}'")
             if any(o.name == tok.value for o in self.outputs):
                 raise EvalError(f"output '{tok}' declared twice", tok)
-            self.outputs.append(Output.model_construct(name=tok.value, node=t.name))
+            self.outputs.append(Output(name=tok.value, node=t.name))
         return cur
 
     def s_budget_stmt(self, stmt, frame, cursor, cur, label):
@@ -562,7 +558,7 @@ class Lowerer:
         limit = self.eval(expr, frame)
         if isinstance(limit, bool) or not isinstance(limit, (int, float)):
             raise EvalError(f"a budget limit must be a number, got {type_name(limit)}", expr)
-        return Budget.model_construct(metric=metric.value, op=comp.value, limit=limit, scope=scope, span=self.span(self.pos(stmt, frame)))
+        return Budget(metric=metric.value, op=comp.value, limit=limit, scope=scope, span=self.span(self.pos(stmt, frame)))
 
 
 def _rank_hint(op, shape) -> str:
@@ -590,36 +586,16 @@ def _arg_tree(args_tree, arg: int | str):
                  and a.children[0].value == arg), None)
 
 
-def _spec_repr(v) -> str:
-    """A value as a spec writes it: true/false, "text"."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return f'"{v}"'
-    return repr(v)
-
-
-def _explain_validation(op, exc: ValidationError):
-    """A pydantic error in spec terms: which argument, what it expects, what it got."""
-    err = exc.errors()[0]
-    loc = err["loc"][0] if err["loc"] else "?"
-    fields = list(op.Args.model_fields)
-    if err["type"] == "extra_forbidden":
-        return (f"{op.name}() has no argument '{loc}'",
-                None, did_you_mean(str(loc), fields) or (f"its arguments are: {', '.join(fields)}" if fields
-                                                         else f"{op.name}() takes no arguments"))
-    if err["type"] == "missing":
-        return (f"{op.name}() needs the argument '{loc}'", None, op.doc or None)
-    msg = err["msg"].removeprefix("Value error, ")
-    got = _spec_repr(err.get("input"))
-    if err["type"] in ("greater_than", "greater_than_equal"):
-        return (f"{op.name}(): '{loc}' must be {'positive' if err['type'] == 'greater_than' else 'zero or more'}, "
-                f"got {got}", None, None)
-    if err["type"].startswith("less_than"):
-        return (f"{op.name}(): '{loc}' {msg.lower().replace('input should be', 'must be')}, got {got}", None, None)
-    if "expects" in msg:
-        return (f"{op.name}(): '{loc}' {msg}", None, None)
-    return (f"{op.name}(): '{loc}' is invalid ({msg}), got {got}", None, op.doc or None)
+def _explain_arg_error(op, exc) -> tuple[str, str | None]:
+    """An op argument refused, in spec terms: the message and a hint."""
+    fields = list(op.Args.fields)
+    if exc.problem == "unknown":
+        return (f"{op.name}() has no argument '{exc.arg}'",
+                did_you_mean(exc.arg, fields) or (f"its arguments are: {', '.join(fields)}" if fields
+                                                  else f"{op.name}() takes no arguments"))
+    if exc.problem == "missing":
+        return f"{op.name}() needs the argument '{exc.arg}'", op.doc or None
+    return f"{op.name}(): '{exc.arg}' {exc.text}", None
 
 
 # --------------------------------------------------------------------------- the whole spec
@@ -684,7 +660,7 @@ def _check_param_type(name: str, default, value, where: Pos) -> None:
           "string": lambda v: isinstance(v, str), "list": lambda v: isinstance(v, (list, tuple))}[want]
     if not ok(value):
         raise EvalError(f"parameter '{name}' is {want} (from its default), but was given {type_name(value)} "
-                        f"{_spec_repr(value)}", where)
+                        f"{op_table.spec_repr(value)}", where)
 
 
 def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_size=None) -> Architecture | None:
@@ -731,7 +707,7 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_s
             if any(d < 1 for d in shape):
                 raise EvalError(f"input sizes must be positive, got {list(shape)}", expr)
             low.claim(tok.value, pos, tok)
-            inputs.append(Input.model_construct(name=tok.value, shape=tuple(shape), span=low.span(pos)))
+            inputs.append(Input(name=tok.value, shape=tuple(shape), span=low.span(pos)))
         except EvalError as exc:
             low.error(str(exc), exc.where, exc.hint)
     if errors:
@@ -763,8 +739,8 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_s
     if not low.nodes:
         errors.append(Diagnostic("the network has no layers", module.network_pos))
         return None
-    outputs = low.outputs or [Output.model_construct(name="output", node=last.name)]
-    arch = Architecture.model_construct(name=module.arch or module.path.stem, variant=variant, params=params, inputs=tuple(inputs),
+    outputs = low.outputs or [Output(name="output", node=last.name)]
+    arch = Architecture(name=module.arch or module.path.stem, variant=variant, params=params, inputs=tuple(inputs),
                         nodes=tuple(low.nodes), outputs=tuple(outputs), scopes=tuple(low.scopes),
                         budgets=tuple(low.budgets), init=init, source=module.file)
     _check_limits(low, arch)

@@ -6,12 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lark import Token, Tree
 
 from . import ops as op_table
 from .errors import Diagnostic, Pos, SpecError
 from .limits import Limits
-from .parser import parse, pos_of
+from .parser import Token, Tree, parse, pos_of
 from .values import BlockValue
 
 @dataclass

@@ -1,19 +1,19 @@
-"""Text to parse tree: the Lark LALR parser, built once, with friendly syntax errors."""
+"""Text to parse tree: the Lark LALR parser, built once, with friendly syntax errors.
+
+The parser is Lark's standalone one, generated from grammar/archspec.lark into vendor/lark_parser.py
+(scripts/gen_parser.py), so that loading a spec imports neither lark nor its grammar compiler."""
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from functools import lru_cache
 
-import lark
-from lark import Lark, Token, Tree
-from lark.grammar import Rule
-from lark.lexer import TerminalDef
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-
+from .vendor import lark_parser
 from .errors import Diagnostic, Pos, SpecError
+from .vendor.lark_parser import (Lark, Token, Tree, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput,
+                               UnexpectedToken)
 from .resources import grammar_file
+
+__all__ = ["Token", "Tree", "parse", "pos_of"]
 
 # Display names for terminals in "expected ..." messages.
 _PRETTY = {
@@ -93,58 +93,13 @@ def _word_at(start: int) -> str:
     return text[start:end]
 
 
-_OPTIONS = dict(parser="lalr", propagate_positions=True, maybe_placeholders=True)
-
-
-def _tables_file():
-    return grammar_file().with_suffix(".lark.json")
-
-
-def _fingerprint(grammar: str) -> str:
-    return hashlib.sha256(f"{lark.__version__}\n{grammar}".encode()).hexdigest()
-
-
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    # Building the LALR tables takes ~80 ms; loading them from the JSON file beside the grammar ~7 ms.
-    # The file is used only when it was made from this grammar by this Lark version.
-    grammar = grammar_file().read_text(encoding="utf-8")
-    try:
-        saved = json.loads(_tables_file().read_text(encoding="utf-8"), object_hook=_decode)
-        if saved.get("fingerprint") == _fingerprint(grammar):
-            return Lark._load_from_dict(saved["data"], saved["memo"], postlex=_BracketNewlines())
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return Lark(grammar, postlex=_BracketNewlines(), **_OPTIONS)
-
-
-def tables_json() -> str:
-    """The parser's tables as JSON, for grammar/archspec.lark.json (scripts/gen_grammar_tables.py)."""
-    grammar = grammar_file().read_text(encoding="utf-8")
-    data, memo = Lark(grammar, **_OPTIONS).memo_serialize([TerminalDef, Rule])
-    return json.dumps(_encode({"fingerprint": _fingerprint(grammar), "data": data, "memo": memo}),
-                      separators=(",", ":"), sort_keys=True)
-
-
-def _encode(o):
-    """JSON keeps neither tuples nor non-string keys: tag them."""
-    if isinstance(o, dict):
-        if all(isinstance(k, str) for k in o):
-            return {k: _encode(v) for k, v in o.items()}
-        return {"__items__": [[_encode(k), _encode(v)] for k, v in o.items()]}
-    if isinstance(o, tuple):
-        return {"__tuple__": [_encode(v) for v in o]}
-    if isinstance(o, list):
-        return [_encode(v) for v in o]
-    return o
-
-
-def _decode(d: dict):
-    if len(d) == 1 and "__items__" in d:
-        return {k: v for k, v in d["__items__"]}
-    if len(d) == 1 and "__tuple__" in d:
-        return tuple(d["__tuple__"])
-    return d
+    if grammar_file().read_text(encoding="utf-8") != lark_parser.GRAMMAR:
+        # Only a checkout can get here: the grammar was edited and the parser not regenerated.
+        raise SpecError(Diagnostic(f"{grammar_file()} changed since archspec/vendor/lark_parser.py was made", None,
+                                   "run: python scripts/gen_parser.py"))
+    return lark_parser.Lark_StandAlone(postlex=_BracketNewlines())
 
 
 def _pretty_terminal(name: str) -> str:

@@ -16,6 +16,7 @@ give byte-identical files (no timestamps; metadata sorted).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -422,7 +423,7 @@ def to_onnx(arch: Architecture, path: str | Path | None = None, module=None, sta
         target = into.get(node.name, node.name)
         out = renamed.get(target, target)
         if node.name in into:  # a conv/linear that now ends in its bn: give it the bn's value name
-            conv = node.model_copy(update={"attrs": {**node.attrs, "bias": True}})
+            conv = dataclasses.replace(node, attrs={**node.attrs, "bias": True})
             LOWERINGS[node.op](g, conv, out)
             g.nodes[-1].doc_string += f" (batch norm {target} folded in)"
             g.values[target] = out

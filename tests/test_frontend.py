@@ -298,6 +298,34 @@ def test_language_package_never_imports_torch_or_onnx():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
+def test_analyze_imports_neither_pydantic_nor_lark():
+    """Start-up is most of `archspec analyze`'s time: loading and analyzing a spec must not import pydantic
+    (only IR validation and the schema use it) or the lark package (the parser is vendor/lark_parser.py)."""
+    code = ("import sys, archspec.cli; archspec.cli.main(['analyze', 'resnet50', '--format', 'json']); "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('pydantic', 'pydantic_core', 'lark')]; "
+            "assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert '"params": 25557032' in r.stdout
+
+
+def test_ir_validation_is_pydantics():
+    """The IR's dataclasses are checked by pydantic with extra fields forbidden and types enforced."""
+    from pydantic import ValidationError
+    data = archspec.load("resnet18").model_dump()
+    data["nodes"][0]["colour"] = "red"
+    with pytest.raises(ValidationError, match="colour"):
+        archspec.Architecture.model_validate(data)
+    data = archspec.load("resnet18").model_dump()
+    data["budgets"] = [{"metric": "speed", "op": "<=", "limit": 1, "span": data["nodes"][0]["span"]}]
+    with pytest.raises(ValidationError, match="metric"):
+        archspec.Architecture.model_validate(data)
+    data = archspec.load("resnet18").model_dump()
+    data["nodes"][0]["shape"] = "big"
+    with pytest.raises(ValidationError, match="shape"):
+        archspec.Architecture.model_validate(data)
+
+
 def test_public_api_is_stable():
     for name in ("load", "SpecError", "Architecture", "Limits", "list_models", "__version__"):
         assert name in archspec.__all__ and hasattr(archspec, name)
@@ -317,17 +345,24 @@ def test_ir_is_frozen():
         arch.nodes[0].name = "x"  # type: ignore[misc]
 
 
-def test_grammar_tables_are_current_and_equivalent():
-    import json
-
+def test_vendored_parser_is_current_and_equivalent():
+    """archspec/vendor/lark_parser.py was made from the grammar as it is, by the pinned Lark, and parses every
+    zoo file to the same tree as Lark building the grammar itself."""
+    import lark
     from lark import Lark
 
-    from archspec.parser import _BracketNewlines, _decode, _fingerprint, _parser, _tables_file
-    from archspec.resources import grammar_file
-    grammar = grammar_file().read_text()
-    saved = json.loads(_tables_file().read_text(), object_hook=_decode)
-    assert saved["fingerprint"] == _fingerprint(grammar), "grammar changed: run `python scripts/gen_grammar_tables.py`"
-    fresh = Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True, postlex=_BracketNewlines())
+    from archspec.vendor import lark_parser
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import gen_parser
+    finally:
+        sys.path.pop(0)
+    from archspec.parser import _BracketNewlines, _parser
+    stale = "the grammar or Lark changed: run `python scripts/gen_parser.py`"
+    assert lark_parser.GRAMMAR == gen_parser.GRAMMAR.read_text(encoding="utf-8"), stale
+    assert lark_parser.__version__ == lark.__version__, stale
+    fresh = Lark(gen_parser.GRAMMAR.read_text(), **gen_parser.LARK_OPTIONS, postlex=_BracketNewlines())
     for path in sorted((ROOT / "specs").glob("*.arch")):
         text = path.read_text()
         assert _parser().parse(text) == fresh.parse(text), path.name
@@ -360,3 +395,26 @@ def test_check_accepts_a_block_library_and_reports_its_syntax_errors(tmp_path, c
     (tmp_path / "broken.arch").write_text("block cbr(c { relu() }\n")
     assert main(["check", str(tmp_path)]) == 1
     assert "broken.arch:1:13" in capsys.readouterr().err
+
+
+def test_op_arguments_are_checked_without_coercion():
+    from archspec.ops import REGISTRY, ArgError
+    from archspec.ops.base import Attrs
+    Conv, BN = REGISTRY["conv"].Args, REGISTRY["bn"].Args
+    assert Conv(out=8.0, kernel=[3, 3]).as_dict()["out"] == 8  # an integral float is an int
+    assert type(BN(eps=1).eps) is float  # an int is a float
+    cases = [(lambda: Conv(out=8, kernel=[3, 0]), "invalid", "must be positive, got 0 in [3, 0]"),
+             (lambda: Conv(out=True, kernel=3), "invalid", "expects an integer, got true"),
+             (lambda: BN(eps=float("nan")), "invalid", "expects a finite number, got nan"),
+             (lambda: BN(momentum=-0.5), "invalid", "must be greater than or equal to 0, got -0.5"),
+             (lambda: Conv(kernel=3), "missing", ""),
+             (lambda: Conv(out=8, kernel=3, strde=2), "unknown", "")]
+    for make, problem, text in cases:
+        with pytest.raises(ArgError) as info:
+            make()
+        assert (info.value.problem, info.value.text) == (problem, text)
+    with pytest.raises(AttributeError):
+        Conv(out=8, kernel=3).out = 9
+    with pytest.raises(TypeError, match="not one of"):
+        class Bad(Attrs):  # noqa: F841
+            size: "str"

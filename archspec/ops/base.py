@@ -4,9 +4,7 @@ receptive-field contribution. Backends look ops up here by name."""
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, ClassVar
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from typing import Any, ClassVar
 
 Shape = tuple[int, ...]
 
@@ -24,53 +22,148 @@ class ShapeError(Exception):
         self.hint = hint
 
 
-def _show(v: Any) -> str:
-    """A value as a spec writes it (true, "text"), for messages."""
+def spec_repr(v: Any) -> str:
+    """A value as a spec writes it (true, "text", [1, 2]), for messages."""
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(spec_repr(x) for x in v) + "]"
     return f'"{v}"' if isinstance(v, str) else repr(v)
 
 
-def _int_only(v: Any) -> Any:
-    # Lax pydantic would turn True into 1 and "64" into 64; a spec must say what it means.
-    if isinstance(v, bool) or isinstance(v, str):
-        raise ValueError(f"expects an integer, got {_show(v)}")
+class ArgError(Exception):
+    """An op argument refused: `problem` is "unknown", "missing" or "invalid"; `text` says why in spec terms
+    (the front end adds the op's name and the argument's position)."""
+
+    def __init__(self, arg: str, problem: str, text: str = ""):
+        super().__init__(f"{arg}: {problem} {text}")
+        self.arg, self.problem, self.text = arg, problem, text
+
+
+# ---- argument kinds: each converts a spec value or raises ValueError with the reason.
+# A spec must say what it means: true is no 1 and "64" is no 64, so nothing is coerced but int -> float
+# and an integral float -> int (make_divisible and width multipliers produce floats).
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"expects an integer, got {spec_repr(v)}")
     if isinstance(v, float):
         if v != v or v in (math.inf, -math.inf) or not v.is_integer():
-            raise ValueError(f"expects an integer, got {_show(v)}; wrap it in int(), round() or make_divisible()")
+            raise ValueError(f"expects an integer, got {spec_repr(v)}; wrap it in int(), round() or make_divisible()")
         if abs(v) > 2 ** 53:  # past 2**53 a float is no exact integer (1e308 would be a 1024-bit one)
-            raise ValueError(f"expects an integer, got {_show(v)}, a float too large to be exact")
+            raise ValueError(f"expects an integer, got {spec_repr(v)}, a float too large to be exact")
         return int(v)
     return v
 
 
-def _num_only(v: Any) -> Any:
-    if isinstance(v, bool) or isinstance(v, str):
-        raise ValueError(f"expects a number, got {_show(v)}")
-    return v
+def _pos_int(v: Any) -> int:
+    if _int(v) <= 0:
+        raise ValueError(f"must be positive, got {spec_repr(v)}")
+    return _int(v)
 
 
-def _bool_only(v: Any) -> Any:
+def _non_neg_int(v: Any) -> int:
+    if _int(v) < 0:
+        raise ValueError(f"must be zero or more, got {spec_repr(v)}")
+    return _int(v)
+
+
+def _float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"expects a number, got {spec_repr(v)}")
+    if not math.isfinite(v):
+        raise ValueError(f"expects a finite number, got {spec_repr(v)}")
+    return float(v)
+
+
+def _prob(v: Any) -> float:
+    p = _float(v)
+    if p < 0:
+        raise ValueError(f"must be greater than or equal to 0, got {spec_repr(v)}")
+    if p > 1:
+        raise ValueError(f"must be less than or equal to 1, got {spec_repr(v)}")
+    return p
+
+
+def _bool(v: Any) -> bool:
     if not isinstance(v, bool):
-        raise ValueError(f"expects true or false, got {_show(v)}")
+        raise ValueError(f"expects true or false, got {spec_repr(v)}")
     return v
 
 
-Int = Annotated[int, BeforeValidator(_int_only)]
-PosInt = Annotated[int, BeforeValidator(_int_only), Field(gt=0)]
-NonNegInt = Annotated[int, BeforeValidator(_int_only), Field(ge=0)]
-Float = Annotated[float, BeforeValidator(_num_only)]
-Prob = Annotated[float, BeforeValidator(_num_only), Field(ge=0.0, le=1.0)]
-Bool = Annotated[bool, BeforeValidator(_bool_only)]
-# An int for every spatial axis, or one list of them.
-PosInts = PosInt | list[PosInt]
-NonNegInts = NonNegInt | list[NonNegInt]
+def _per_axis(item):
+    """An int for every spatial axis, or one list of them (checked item by item)."""
+    def convert(v: Any):
+        if not isinstance(v, (list, tuple)):
+            return item(v)
+        try:
+            return [item(x) for x in v]
+        except ValueError as exc:
+            raise ValueError(f"{exc} in {spec_repr(v)}") from None
+    return convert
 
 
-class Attrs(BaseModel):
-    """Base of every op's argument model."""
+# The kinds an op argument's annotation may name (`out: PosInt`, `stride: PosInts | None = None`).
+KINDS = {"Int": _int, "PosInt": _pos_int, "NonNegInt": _non_neg_int, "Float": _float, "Prob": _prob,
+         "Bool": _bool, "PosInts": _per_axis(_pos_int), "NonNegInts": _per_axis(_non_neg_int)}
+Int, PosInt, NonNegInt, Float, Prob, Bool, PosInts, NonNegInts = KINDS.values()
+_REQUIRED = object()
 
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built on an op's first use
+
+class Attrs:
+    """Base of every op's arguments: annotated class attributes, as in a dataclass.
+
+        class ConvArgs(Attrs):
+            out: PosInt
+            stride: PosInts = 1
+
+    Each annotation names a kind of KINDS, optionally `| None`; the class value is the default. Constructing
+    one checks and converts every value, or raises ArgError (a pure-Python check: importing a validation
+    library would cost more than loading a whole spec)."""
+
+    fields: ClassVar[dict[str, tuple[Any, Any, bool]]] = {}  # name -> (convert, default, None allowed)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        fields = dict(cls.fields)
+        for name, note in cls.__dict__.get("__annotations__", {}).items():
+            note = note if isinstance(note, str) else getattr(note, "__name__", repr(note))
+            kind, optional = note.removesuffix(" | None"), note.endswith(" | None")
+            if kind not in KINDS:
+                raise TypeError(f"{cls.__name__}.{name}: the kind '{note}' is not one of {', '.join(KINDS)}")
+            fields[name] = (KINDS[kind], cls.__dict__.get(name, _REQUIRED), optional)
+        cls.fields = fields
+
+    def __init__(self, **values: Any):
+        for name, (convert, default, optional) in self.fields.items():
+            if name not in values:
+                if default is _REQUIRED:
+                    raise ArgError(name, "missing")
+                value = default
+            else:
+                value = values[name]
+                if not (value is None and optional):
+                    try:
+                        value = convert(value)
+                    except ValueError as exc:
+                        raise ArgError(name, "invalid", str(exc)) from None
+            object.__setattr__(self, name, value)
+        for name in values:
+            if name not in self.fields:
+                raise ArgError(name, "unknown")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.as_dict() == other.as_dict()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.as_dict().items())})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The values, in declaration order."""
+        return {name: getattr(self, name) for name in self.fields}
 
 
 class NoAttrs(Attrs):
@@ -125,7 +218,7 @@ class Op:
     @classmethod
     def normalize(cls, args: Attrs, ins: list[Shape]) -> dict:
         """Final IR attributes: every value explicit, one entry per spatial axis where it applies."""
-        return args.model_dump()
+        return args.as_dict()
 
     @classmethod
     def shape(cls, a: dict, ins: list[Shape]) -> Shape:

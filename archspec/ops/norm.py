@@ -19,7 +19,7 @@ class BatchNorm(Op):
 
     @classmethod
     def normalize(cls, args, ins):
-        return {"channels": ins[0][0], **args.model_dump()}
+        return {"channels": ins[0][0], **args.as_dict()}
 
     @classmethod
     def params(cls, a, ins, out):

@@ -26,7 +26,7 @@ class _Pool(Op):
     @classmethod
     def normalize(cls, args, ins):
         n = len(ins[0]) - 1
-        a = args.model_dump()
+        a = args.as_dict()
         a["kernel"] = per_axis(args.kernel, n, "kernel")
         a["stride"] = per_axis(args.stride if args.stride is not None else args.kernel, n, "stride")
         a["pad"] = per_axis(args.pad, n, "pad")
