@@ -379,7 +379,7 @@ def test_cli_errors_have_no_traceback(tmp_path):
 
 @pytest.mark.parametrize("model", archspec.list_models())
 def test_constructed_ir_passes_the_schema(model):
-    # The lowering builds the IR with model_construct (no re-validation of values it checked itself);
+    # The lowering builds the IR dataclasses without pydantic (from values it checked itself);
     # the schema must still accept every zoo model unchanged.
     arch = archspec.load(model)
     again = archspec.Architecture.model_validate(arch.model_dump())
