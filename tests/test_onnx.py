@@ -364,7 +364,10 @@ def test_session_takes_numpy_and_torch(lenet_model):
     name = arch.inputs[0].name
     for got in (sess(x), sess(x.numpy()), sess(**{name: x}), sess.run(x)[0]):
         assert isinstance(got, np.ndarray) and rel_err(got, want) < F32_TOL
-    sess.runner(x)()  # the timing helper runs too
+    assert rel_err(sess.runner(x)()[0], want) < F32_TOL  # the timing helper computes the same
+    # IO binding, what the runner uses on GPU, exercised here on the CPU device: same numbers.
+    bound = sess.runner(x, io_binding=True)()
+    assert rel_err(bound[0].numpy(), want) < F32_TOL
     with pytest.raises(TypeError, match="missing input"):
         sess()
     with pytest.raises(TypeError, match="no input 'nope'"):
