@@ -159,6 +159,24 @@ def _nesting(d: Diagram) -> dict[str, list[str]]:
     return children
 
 
+def _walk(d: Diagram):
+    """The boxes in their nested clusters, depth first, for the emitters: ("open", cluster, label, depth),
+    ("box", box, depth) and ("close", cluster, depth)."""
+    children = _nesting(d)
+    by_id = {b.id: b for b in d.boxes}
+
+    def walk(scope: str, depth: int):
+        for item in children.get(scope, []):
+            if item.startswith("cluster:"):
+                c = item[len("cluster:"):]
+                yield "open", c, c + (f" ({d.clusters[c]})" if d.clusters[c] else ""), depth
+                yield from walk(c, depth + 1)
+                yield "close", c, depth
+            else:
+                yield "box", by_id[item], depth
+    return walk("", 1)
+
+
 def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -171,32 +189,25 @@ def to_dot(d: Diagram) -> str:
            '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=9, color="#7f8c9d", '
            'penwidth=0.8];',
            '  edge [color="#555555", arrowsize=0.6];']
-    # Nest the boxes in their clusters.
-    children = _nesting(d)
-    by_id = {b.id: b for b in d.boxes}
-
-    def emit(scope: str, indent: str) -> None:
-        for item in children.get(scope, []):
-            if item.startswith("cluster:"):
-                c = item[len("cluster:"):]
-                label = c + (f" ({d.clusters[c]})" if d.clusters[c] else "")
-                out.append(f"{indent}subgraph {_q('cluster_' + c)} {{")
-                out.append(f'{indent}  label={_q(label)}; style="rounded,dashed"; color="#9aa5b1"; fontsize=9;')
-                emit(c, indent + "  ")
-                out.append(f"{indent}}}")
-            else:
-                b = by_id[item]
-                label = "\\n".join(x.replace("\\", "\\\\").replace('"', '\\"') for x in b.lines())
-                attrs = [f'label="{label}"', f'fillcolor="{_COLOURS.get(b.kind, _COLOURS["other"])}"']
-                if b.kind == "merge":
-                    attrs.append("shape=ellipse")
-                elif b.kind in ("input", "output"):
-                    attrs.append("shape=parallelogram")
-                elif b.kind == "group":
-                    attrs.append('style="filled"')
-                out.append(f"{indent}{_q(b.id)} [{', '.join(attrs)}];")
-
-    emit("", "  ")
+    for event, *item, depth in _walk(d):  # the boxes nested in their clusters
+        indent = "  " * depth
+        if event == "open":
+            c, label = item
+            out.append(f"{indent}subgraph {_q('cluster_' + c)} {{")
+            out.append(f'{indent}  label={_q(label)}; style="rounded,dashed"; color="#9aa5b1"; fontsize=9;')
+        elif event == "close":
+            out.append(f"{indent}}}")
+        else:
+            b = item[0]
+            label = "\\n".join(x.replace("\\", "\\\\").replace('"', '\\"') for x in b.lines())
+            attrs = [f'label="{label}"', f'fillcolor="{_COLOURS.get(b.kind, _COLOURS["other"])}"']
+            if b.kind == "merge":
+                attrs.append("shape=ellipse")
+            elif b.kind in ("input", "output"):
+                attrs.append("shape=parallelogram")
+            elif b.kind == "group":
+                attrs.append('style="filled"')
+            out.append(f"{indent}{_q(b.id)} [{', '.join(attrs)}];")
     for a, b in d.edges:
         out.append(f"  {_q(a)} -> {_q(b)};")
     out.append("}")
@@ -231,25 +242,19 @@ def to_mermaid(d: Diagram) -> str:
     ids = {b.id: f"n{i}" for i, b in enumerate(d.boxes)}
     cids = {c: f"c{i}" for i, c in enumerate(d.clusters)}
     out = ["---", f"title: {_m(d.title)} · {d.summary}", "---", "flowchart TB"]
-    children = _nesting(d)
-    by_id = {b.id: b for b in d.boxes}
+    for event, *item, depth in _walk(d):
+        indent = "  " * depth
+        if event == "open":
+            c, label = item
+            out.append(f'{indent}subgraph {cids[c]} ["{_m(label)}"]')
+        elif event == "close":
+            out.append(f"{indent}end")
+        else:
+            b = item[0]
+            text = "<br/>".join(_m(x) for x in b.lines())
+            left, right = {"merge": ("((", "))"), "input": ("[/", "/]"), "output": ("[/", "/]")}.get(b.kind, ("[", "]"))
+            out.append(f'{indent}{ids[b.id]}{left}"{text}"{right}:::{b.kind}')
 
-    def emit(scope: str, indent: str) -> None:
-        for item in children.get(scope, []):
-            if item.startswith("cluster:"):
-                c = item[len("cluster:"):]
-                label = c + (f" ({d.clusters[c]})" if d.clusters[c] else "")
-                out.append(f'{indent}subgraph {cids[c]} ["{_m(label)}"]')
-                emit(c, indent + "  ")
-                out.append(f"{indent}end")
-            else:
-                b = by_id[item]
-                text = "<br/>".join(_m(x) for x in b.lines())
-                left, right = {"merge": ("((", "))"), "input": ("[/", "/]"), "output": ("[/", "/]")}.get(
-                    b.kind, ("[", "]"))
-                out.append(f'{indent}{ids[b.id]}{left}"{text}"{right}:::{b.kind}')
-
-    emit("", "  ")
     for a, b in d.edges:
         out.append(f"  {ids[a]} --> {ids[b]}")
     for kind, colour in _COLOURS.items():
