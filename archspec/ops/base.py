@@ -57,15 +57,17 @@ def _int(v: Any) -> int:
 
 
 def _pos_int(v: Any) -> int:
-    if _int(v) <= 0:
+    n = _int(v)
+    if n <= 0:
         raise ValueError(f"must be positive, got {spec_repr(v)}")
-    return _int(v)
+    return n
 
 
 def _non_neg_int(v: Any) -> int:
-    if _int(v) < 0:
+    n = _int(v)
+    if n < 0:
         raise ValueError(f"must be zero or more, got {spec_repr(v)}")
-    return _int(v)
+    return n
 
 
 def _float(v: Any) -> float:
