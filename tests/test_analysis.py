@@ -15,15 +15,14 @@ import archspec
 from archspec import SpecError
 from archspec.analysis import Field, analyze, ir_from_json, macs_text
 from archspec.ops import REGISTRY
+from refdata import layouts
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 ZOO = set(archspec.list_models())
 
 
 def reference() -> dict:
-    path = REFERENCE / "torchvision_layouts.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return layouts()
 
 
 def spec(tmp_path, body: str, input_shape=(3, 16, 16), head: str = "", **kw):

@@ -10,8 +10,8 @@ import pytest
 import archspec
 from archspec.cli import main
 from archspec.diff import diff, to_json, to_markdown, to_table
+from refdata import layouts
 
-REFERENCE = Path("/work/shared/reference/torchvision_layouts.json")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,8 +23,7 @@ def bottleneck_params(cin: int, planes: int) -> int:
 
 def reference_params(model: str, prefix: str = "") -> int:
     """Parameters under a state_dict prefix, from torchvision's layout (BN running stats excluded)."""
-    layouts = json.loads(REFERENCE.read_text())
-    return sum(math.prod(shape) for key, shape in layouts[model]["state_dict"]
+    return sum(math.prod(shape) for key, shape in layouts()[model]["state_dict"]
                if key.startswith(prefix) and not key.endswith(("running_mean", "running_var", "num_batches_tracked")))
 
 
@@ -39,9 +38,9 @@ def test_resnet50_to_resnet101_markdown(capsys):
     # layer3 gains 17 bottlenecks of 1024 -> 256 -> 1024 channels
     delta = 17 * bottleneck_params(1024, 256)
     assert delta == 18_992_128
-    if REFERENCE.exists():  # the same number from torchvision's state_dict layouts
-        assert reference_params("resnet101", "layer3.") - reference_params("resnet50", "layer3.") == delta
-        assert reference_params("resnet101") - reference_params("resnet50") == delta
+    # the same number from torchvision's state_dict layouts
+    assert reference_params("resnet101", "layer3.") - reference_params("resnet50", "layer3.") == delta
+    assert reference_params("resnet101") - reference_params("resnet50") == delta
     rows = [line for line in md.splitlines() if line.startswith("| `layer3`")]
     assert len(rows) == 1
     cells = [c.strip() for c in rows[0].strip("|").split("|")]

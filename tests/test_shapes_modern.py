@@ -3,19 +3,17 @@ counts, state_dict layout and batch-norm settings.
 
 Expected shapes are worked out by hand from the papers' tables and the reference README (224 input:
 stem /2, then each stride-2 stage halves the side); parameter counts and layouts come from
-/work/shared/reference (torchvision). Nothing here is copied from the code's own output."""
+tests/reference (torchvision's facts, copied from the shared reference folder). Nothing here is copied from the code's own output."""
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import pytest
 
 import archspec
 from archspec import ops
+from refdata import layouts
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "torchvision_layouts.json"
 
 MODELS = ["densenet121", "densenet161", "densenet169", "densenet201", "mobilenet_v2",
           *[f"efficientnet_b{i}" for i in range(8)], "mobilenet_v3_large", "mobilenet_v3_small"]
@@ -53,7 +51,7 @@ def expected_layout(arch) -> list[tuple[str, list[int]]]:
 
 @pytest.fixture(scope="module")
 def reference():
-    return json.loads(REFERENCE.read_text())
+    return layouts()
 
 
 # ---------------------------------------------------------------- parameters and layout

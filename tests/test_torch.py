@@ -2,7 +2,6 @@
 and the standalone source emitter (compared with to_torch in a fresh interpreter)."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import pickle
@@ -23,10 +22,10 @@ from archspec.ops import REGISTRY
 from compiler import to_torch
 from compiler import torch as backend
 from compiler.pysource import emit_python
+from refdata import layouts
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYOUTS = json.loads((ROOT.parent / "shared" / "reference" / "torchvision_layouts.json").read_text()) \
-    if (ROOT.parent / "shared" / "reference" / "torchvision_layouts.json").is_file() else {}
+LAYOUTS = layouts()
 
 # Every op kind, merges, scopes with numeric names at the top level, two outputs.
 TINY = """

@@ -2,7 +2,7 @@
 matches its reference (parameter counts, torchvision state_dict layout, batch-norm settings), compiles to
 torch with the IR's shapes, and takes width/depth/resolution overrides from the API and the CLI.
 
-Reference figures come from /work/shared/reference (copied into tests as facts, never from our own output):
+Reference figures come from tests/reference (copies of the shared reference facts, never from our own output):
 torchvision_layouts.json and the README's tables."""
 from __future__ import annotations
 
@@ -17,20 +17,14 @@ import pytest
 import archspec
 from archspec.cli import main as cli
 from archspec.ops import REGISTRY
+from refdata import layouts
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.arch"))
 MODELS = archspec.list_models()
 
 
-def _reference_dir() -> Path:
-    for d in (ROOT.parent / "shared" / "reference", Path("/work/shared/reference")):
-        if (d / "torchvision_layouts.json").is_file():
-            return d
-    raise FileNotFoundError("shared/reference/torchvision_layouts.json")
-
-
-TORCHVISION = json.loads((_reference_dir() / "torchvision_layouts.json").read_text())
+TORCHVISION = layouts()
 
 # The README's figures for models (or settings) that torchvision_layouts.json does not cover.
 README_PARAMS = [
