@@ -1,7 +1,7 @@
 """Static analysis speed, measured in one run:
 
 1. whole-process time of `archspec analyze resnet152 --format json` against a process that imports torch,
-   builds the same model (compiler.to_torch) and sums numel (target: at least 15x faster);
+   builds the same model (archspec_compiler.to_torch) and sums numel (target: at least 15x faster);
 2. in-process analysis time of resnet152, after load (target: under 10 ms);
 3. analysis time on generated specs of 1k to 20k layers (target: under 2 s at 10k; linear growth).
 
@@ -28,7 +28,7 @@ import archspec  # noqa: E402
 
 TORCH_BASELINE = """
 import archspec
-from compiler import to_torch
+from archspec_compiler import to_torch
 model = to_torch(archspec.load("resnet152"))
 print(sum(p.numel() for p in model.parameters()))
 """

@@ -29,8 +29,8 @@ import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
 import archspec  # noqa: E402
-from compiler import to_onnx, to_torch  # noqa: E402
-from compiler.runtime import Session  # noqa: E402
+from archspec_compiler import to_onnx, to_torch  # noqa: E402
+from archspec_compiler.runtime import Session  # noqa: E402
 
 DEFAULT_MODELS = ("resnet50", "mobilenet_v2", "efficientnet_b0")
 

@@ -21,8 +21,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import archspec  # noqa: E402
-from compiler import to_torch  # noqa: E402
-from compiler.pysource import emit_python  # noqa: E402
+from archspec_compiler import to_torch  # noqa: E402
+from archspec_compiler.pysource import emit_python  # noqa: E402
 
 
 def load_emitted(text: str, name: str):

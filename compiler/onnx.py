@@ -1,6 +1,6 @@
 """ONNX backend: an archspec IR -> an `onnx.ModelProto`, emitted directly with `onnx.helper`.
 
-    from compiler import to_onnx
+    from archspec_compiler import to_onnx
     model = to_onnx(archspec.load("resnet50"), "resnet50.onnx")          # weights initialised as to_torch does
     to_onnx(arch, "r50.onnx", module=trained)                            # weights from a module
     to_onnx(arch, "r50_fp16.onnx", dtype="float16", fold_bn=True)        # deployment build

@@ -1,6 +1,6 @@
 """Run exported models with onnxruntime: provider selection, numpy or torch inputs, numpy outputs.
 
-    from compiler.runtime import Session
+    from archspec_compiler.runtime import Session
     sess = Session("resnet50.onnx")                 # CUDA first when available, else CPU (with a warning)
     logits = sess(images)                           # numpy array or torch tensor in, numpy out
     sess = Session(model_proto, providers="cpu")    # a ModelProto from to_onnx (or its bytes) works too

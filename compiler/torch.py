@@ -1,6 +1,6 @@
 """PyTorch backend: an archspec IR -> a `torch.nn.Module` with torchvision-style names.
 
-    from compiler import to_torch
+    from archspec_compiler import to_torch
     model = to_torch(archspec.load("resnet50"))              # fresh weights, the spec's init schemes
     model = to_torch(arch, weights="resnet50.pth")          # a state_dict file, loaded safely
 

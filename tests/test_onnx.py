@@ -17,9 +17,9 @@ from archspec import SpecError
 from archspec.ir import Architecture, Input, Node, Output, Span
 from archspec.ops import REGISTRY
 from archspec.ops.base import EXAMPLE_SHAPES
-from compiler import onnx as backend
-from compiler import runtime, to_onnx, to_torch
-from compiler.runtime import Session
+from archspec_compiler import onnx as backend
+from archspec_compiler import runtime, to_onnx, to_torch
+from archspec_compiler.runtime import Session
 
 F32_TOL, F16_TOL = 1e-4, 1e-2
 def rel_err(actual: np.ndarray, expected: np.ndarray) -> float:

@@ -369,7 +369,7 @@ def _reference_models():
 @pytest.mark.parametrize("name", ["mobilenet_v2", "efficientnet_b0", "mobilenet_v3_small", "densenet121"])
 def test_forward_matches_independent_implementation(name):
     torch = pytest.importorskip("torch")
-    from compiler import to_torch
+    from archspec_compiler import to_torch
 
     torch.manual_seed(0)
     model = to_torch(archspec.load(name, resolution=64)).eval()

@@ -19,9 +19,9 @@ import archspec
 from archspec import SpecError
 from archspec.ir import INIT_SCHEMES
 from archspec.ops import REGISTRY
-from compiler import to_torch
-from compiler import torch as backend
-from compiler.pysource import emit_python
+from archspec_compiler import to_torch
+from archspec_compiler import torch as backend
+from archspec_compiler.pysource import emit_python
 from refdata import layouts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -456,8 +456,8 @@ def test_module_survives_deepcopy_and_pickle(resnet18):
 
 
 def test_import_compiler_is_lazy():
-    code = ("import sys, compiler; assert 'torch' not in sys.modules and 'onnx' not in sys.modules; "
-            "compiler.to_torch; assert 'torch' in sys.modules and 'onnx' not in sys.modules")
+    code = ("import sys, archspec_compiler; assert 'torch' not in sys.modules and 'onnx' not in sys.modules; "
+            "archspec_compiler.to_torch; assert 'torch' in sys.modules and 'onnx' not in sys.modules")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
 
@@ -519,7 +519,7 @@ def test_emitted_source_equals_to_torch(tiny_path, tmp_path):
         assert got["keys"] == keys, arch.title
         assert got["tuple"] == is_tuple
         assert len(got["out"]) == len(outs) and all(torch.equal(a, b) for a, b in zip(got["out"], outs)), arch.title
-        assert not any(m == "archspec" or m.startswith(("archspec.", "compiler")) for m in got["modules"])
+        assert not any(m == "archspec" or m.startswith(("archspec.", "archspec_compiler", "compiler")) for m in got["modules"])
 
 
 def test_emitted_source_is_readable(tiny):

@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 import archspec
-from compiler import to_torch
+from archspec_compiler import to_torch
 
 # torch.jit is deprecated in torch 2.x (and DDP/compile touch it), yet still widely used: test it quietly.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.jit")

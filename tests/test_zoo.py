@@ -162,7 +162,7 @@ def test_vgg_params_follow_the_paper(name, mparams):
 def _compile_meta(arch):
     """The compiled module on the meta device: real layout and shapes, no memory, no compute."""
     import torch
-    from compiler import to_torch
+    from archspec_compiler import to_torch
     with torch.device("meta"):
         return to_torch(arch)
 

@@ -37,7 +37,7 @@ def filled():
 
     def get(name):
         if name not in cache:
-            from compiler import to_torch
+            from archspec_compiler import to_torch
 
             arch = archspec.load(name)
             module = to_torch(arch).eval()
@@ -69,8 +69,8 @@ def test_fingerprint_torch_and_onnxruntime(name, filled):
     import numpy as np
     import torch
 
-    from compiler import to_onnx
-    from compiler.runtime import Session
+    from archspec_compiler import to_onnx
+    from archspec_compiler.runtime import Session
 
     arch, module = filled(name)
     x = fingerprint_input(name)

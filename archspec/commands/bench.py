@@ -31,7 +31,7 @@ def _model(args):
             raise SpecError(f"no such model file: {path}", hint="export one with: archspec export SPEC -o FILE.onnx")
         return str(path), path.name
     arch = load_spec(args)
-    from compiler.onnx import to_onnx
+    from archspec_compiler.onnx import to_onnx
     return to_onnx(arch, dtype=args.dtype), f"{arch.title} ({args.dtype})"
 
 
@@ -43,7 +43,7 @@ def run(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from compiler.runtime import Session, time_runs
+    from archspec_compiler.runtime import Session, time_runs
 
     err = Console(stderr=True)
     model, label = _model(args)

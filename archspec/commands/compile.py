@@ -20,7 +20,7 @@ def configure(p):
 @command("compile", "Compile a spec to standalone PyTorch source (same state_dict keys as to_torch).", configure)
 def run(args) -> int:
     arch = load_spec(args)
-    from compiler.pysource import emit_python  # torch is imported only here
+    from archspec_compiler.pysource import emit_python  # torch is imported only here
     cmd = "archspec " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compile"] else None
     text = emit_python(arch, inplace=not args.no_inplace, command=cmd)
     if args.output:

@@ -23,7 +23,7 @@ def configure(p):
 @command("export", "Export a spec to ONNX (checked with onnx's full checker and shape inference).", configure)
 def run(args) -> int:
     arch = load_spec(args)
-    from compiler.onnx import check, to_onnx  # heavy: onnx, numpy, torch (for the weights)
+    from archspec_compiler.onnx import check, to_onnx  # heavy: onnx, numpy, torch (for the weights)
 
     out = Path(args.output or f"{arch.title}.onnx")
     model = to_onnx(arch, out, state_dict=args.weights, opset=args.opset, dynamic_batch=not args.static_batch,
