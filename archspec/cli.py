@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from . import __version__
-from .commands import discover
+from .commands import discover, name_options
 from .errors import SpecError
 
 
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except SpecError as exc:
+        name_options(exc, args)
         print(exc.render(), file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -26,6 +26,8 @@ class Diagnostic:
     pos: Pos | None = None
     hint: str | None = None
     notes: list[str] = field(default_factory=list)
+    # A mistake in a load argument, not in the spec: ("variant", name) or ("param", name); the CLI names its option.
+    arg: tuple[str, str] | None = None
 
     def render(self, sources: dict[str, str] | None = None) -> str:
         """Render like a compiler: message, location, the line, a caret, the hint."""

@@ -12,9 +12,23 @@ from .modules import SpecModule, read_module
 from . import zoo
 
 
+# Files that are not specs, by suffix: what they are and what to do with them.
+OTHER_KINDS = {
+    ".onnx": ("an ONNX model", "time it with 'archspec bench {0}'; archspec reads .arch specs"),
+    ".json": ("an IR dump (JSON)", "'archspec analyze {0}' reads IR dumps; other commands need the .arch spec"),
+    ".pt": ("a PyTorch weights file", "pass it to 'archspec export SPEC --weights {0}'"),
+    ".pth": ("a PyTorch weights file", "pass it to 'archspec export SPEC --weights {0}'"),
+    ".safetensors": ("a weights file", "pass it to 'archspec export SPEC --weights {0}'"),
+    ".py": ("Python source", "archspec reads .arch specs; 'archspec compile SPEC --emit python' writes .py files"),
+}
+
+
 def resolve(name_or_path: str | Path, variant: str | None = None) -> tuple[Path, str | None]:
     """A zoo name ('resnet50') or a path to a .arch file -> (file, variant)."""
     text = str(name_or_path)
+    kind = OTHER_KINDS.get(Path(text).suffix.lower())
+    if kind is not None:
+        raise SpecError(Diagnostic(f"'{text}' is {kind[0]}, not an archspec spec (.arch)", None, kind[1].format(text)))
     looks_like_path = isinstance(name_or_path, Path) or text.endswith(".arch") or "/" in text or "\\" in text
     if not looks_like_path:
         entry = zoo.entries().get(text)

@@ -616,19 +616,21 @@ def lower(module: SpecModule, variant: str | None, overrides: dict, limits: Limi
                     "variants: " + ", ".join(module.variants)))
                 return None
         if variant not in module.variants:
-            errors.append(Diagnostic(f"unknown variant '{variant}'", Pos(module.file, 1, 1),
-                                     (did_you_mean(variant, module.variants) or "") + " variants: " + ", ".join(module.variants)))
+            errors.append(Diagnostic(f"unknown variant '{variant}' of {module.file}", None,
+                                     (did_you_mean(variant, module.variants) or "") + " variants: "
+                                     + ", ".join(module.variants), arg=("variant", variant)))
             return None
         assigns = module.variants[variant][0]
     elif variant is not None and variant != module.arch:
         errors.append(Diagnostic(f"'{module.file}' has no variants, but variant '{variant}' was asked for",
-                                 Pos(module.file, 1, 1), "load it without a variant"))
+                                 None, "load it without a variant", arg=("variant", variant)))
         return None
     known = set(module.params) | {tok.value for tok, _ in assigns}
     for name, value in overrides.items():
         if name not in known:
-            errors.append(Diagnostic(f"unknown parameter '{name}'", Pos(module.file, 1, 1),
-                                     did_you_mean(name, known) or ("parameters: " + ", ".join(sorted(known)))))
+            errors.append(Diagnostic(f"unknown parameter '{name}' of {module.file}", None,
+                                     did_you_mean(name, known) or ("parameters: " + ", ".join(sorted(known))),
+                                     arg=("param", name)))
     if errors:
         return None
     low.globals = Globals(low, module, assigns, overrides)

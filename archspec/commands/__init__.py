@@ -59,11 +59,29 @@ def parse_value(text: str, depth: int = 0):
         if depth > 8:
             raise SpecError(f"--set value nested deeper than 8 lists: {text[:40]}...")
         inner = t[1:-1].strip()
-        return [parse_value(x, depth + 1) for x in inner.split(",")] if inner else []
+        return [parse_value(x, depth + 1) for x in _split_items(inner, text)] if inner else []
     try:
         return parse_number(t.lstrip("-")) * (-1 if t.startswith("-") else 1)
     except (ValueError, IndexError):
         return t.strip("\"'")
+
+
+def _split_items(inner: str, text: str) -> list[str]:
+    """The top-level comma-separated items of a list's inside ('[4,1],[8,2]' -> '[4,1]', '[8,2]')."""
+    items, level, start = [], 0, 0
+    for i, c in enumerate(inner):
+        if c == "[":
+            level += 1
+        elif c == "]":
+            level -= 1
+        elif c == "," and level == 0:
+            items.append(inner[start:i])
+            start = i + 1
+        if level < 0:
+            break
+    if level != 0:
+        raise SpecError(f"--set value has unbalanced brackets: {text[:60]}", hint="for example --set 'stages=[[4,1],[8,2]]'")
+    return items + [inner[start:]]
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -74,6 +92,21 @@ def parse_overrides(items: list[str]) -> dict:
         key, value = item.split("=", 1)
         out[key.strip()] = parse_value(value)
     return out
+
+
+def name_options(exc: SpecError, args: argparse.Namespace) -> None:
+    """Report a mistake in --variant or --set as the command-line option the user typed, not at a spec position."""
+    sets = [s for a in ("overrides", "overrides_a", "overrides_b") for s in (getattr(args, a, None) or [])]
+    for d in exc.diagnostics:
+        if d.arg is None or d.message.startswith("--"):
+            continue
+        kind, name = d.arg
+        if kind == "variant":
+            option = f"--variant {name}"
+        else:
+            typed = [s for s in sets if s.split("=", 1)[0].strip() == name]
+            option = f"--set {typed[0] if typed else name + '=...'}"
+        d.message = f"{option}: {d.message}"
 
 
 def load_spec(args: argparse.Namespace, spec: str | None = None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import add_spec_args, command, parse_overrides
+from . import add_spec_args, command, name_options, parse_overrides
 from ..errors import SpecError
 
 
@@ -43,6 +43,9 @@ def run(args) -> int:
             try:
                 if target.endswith(".arch") and variant is None:
                     module = read_spec_file(target)
+                    if module.network is None and not module.variants and not module.blocks:
+                        raise SpecError(f"'{target}' is empty: no network, no variant and no block",
+                                        hint="a spec needs a `network { ... }` (a library for `use`, blocks)")
                     if module.network is None and not module.variants:  # a library of blocks for `use`
                         if not args.quiet:
                             print(f"ok   {label}: library of {len(module.blocks)} blocks")
@@ -50,6 +53,7 @@ def run(args) -> int:
                 arch = load(target, variant=variant, **overrides)
             except SpecError as exc:
                 failed += 1
+                name_options(exc, args)
                 print(exc.render(), file=sys.stderr)
                 print(f"FAIL {label}", file=sys.stderr)
                 continue

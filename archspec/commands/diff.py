@@ -52,6 +52,9 @@ def run(args) -> int:
     from ..diff import diff, to_json, to_markdown, to_table
     if args.depth < 1:
         raise SpecError("--depth must be 1 or more", hint="--depth 1 compares the top-level scopes (layer1, ...)")
+    if args.b is None and not (args.variant_b or args.overrides_b):
+        raise SpecError(f"diff needs a second spec: archspec diff {args.a} B",
+                        hint="or change A itself with --variant-b NAME or --set-b KEY=VALUE")
     b_spec = args.b or args.a
     both = parse_overrides(args.overrides)
     set_a, set_b = {**both, **parse_overrides(args.overrides_a)}, {**both, **parse_overrides(args.overrides_b)}

@@ -32,6 +32,9 @@ def zoo_rows(names: list[str] | None = None) -> list[dict]:
     rows = []
     for name in names or list_models():
         if name not in entries:
+            if name.endswith(".arch") or "/" in name or "\\" in name:
+                raise SpecError(f"'{name}' is a spec file: 'archspec list' shows the zoo's models",
+                                hint=f"run 'archspec analyze {name}' (or 'archspec check {name}' for a family file)")
             load(name)  # raises the loader's "no zoo model" error, with its did-you-mean hint
         row: dict = {"name": name, "family": entries[name].family}
         try:
