@@ -409,16 +409,23 @@ class _Poisoned(Exception):
 
 
 def bind_targets(targets_tree, value, scope):
-    names = [tok for tok in targets_tree.children]
+    """Bind loop variables: names, or nested (a, b) groups unpacked as in Python."""
+    names = targets_tree.children
     if len(names) == 1:
-        scope.set(names[0].value, value)
+        if isinstance(names[0], Token):
+            scope.set(names[0].value, value)
+        else:  # for (a, b) in pairs
+            bind_targets(names[0], value, scope)
         return
     if not isinstance(value, (list, tuple)) or len(value) != len(names):
         n = len(value) if isinstance(value, (list, tuple)) else 1
         raise EvalError(f"cannot unpack {n} value{'s' if n != 1 else ''} into {len(names)} names", targets_tree,
                         "each row of the table must have one value per loop variable")
     for tok, v in zip(names, value):
-        scope.set(tok.value, v)
+        if isinstance(tok, Token):
+            scope.set(tok.value, v)
+        else:
+            bind_targets(tok, v, scope)
 
 
 def _plain(exc: Exception) -> str:

@@ -126,7 +126,7 @@ def _mark_roles(lines: list[Line]) -> None:
         if t.text != "{" or t.kind != "op" or i not in match:
             continue
         prev = toks[i - 1] if i else None
-        if prev is None or not (prev.kind == "name" and prev.text not in KEYWORDS or prev.role == "label_close"):
+        if prev is None or not (prev.kind == "name" or prev.role == "label_close"):  # block{i}: too
             continue
         j = match[i] + 1
         is_label = False

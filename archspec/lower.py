@@ -46,7 +46,10 @@ class Frame:
         f = self
         while f is not None:
             if name in f.vars:
-                return f.vars[name]
+                value = f.vars[name]
+                if value is _POISON:
+                    raise _Poisoned()
+                return value
             f = f.parent
         return self.globals.lookup(tok, self)
 
@@ -63,6 +66,9 @@ class Frame:
             out |= set(f.vars)
             f = f.parent
         return out | self.globals.names()
+
+
+_POISON = object()  # the value of a name whose assignment read an unknown shape (after an earlier error)
 
 
 class Globals:
@@ -346,12 +352,24 @@ class Lowerer:
         name, expr = stmt.children
         if name.value in KEYWORDS:
             raise EvalError(f"'{name}' is a keyword", name)
-        frame.set(name.value, self.eval(expr, frame))
+        try:
+            value = self.eval(expr, frame)
+        except _Poisoned:  # after an earlier error: the name exists, and its later uses stay silent too
+            frame.set(name.value, _POISON)
+            raise
+        frame.set(name.value, value)
         return cur
 
     def s_call_stmt(self, stmt, frame, cursor, cur, label):
         name_tok, args_tree = stmt.children
-        target = frame.lookup(name_tok)
+        try:
+            target = frame.lookup(name_tok)
+        except EvalError as exc:  # a call names a layer: suggest ops and blocks, not variables and builtins
+            if name_tok.value not in frame.names():
+                exc.hint = did_you_mean(name_tok.value, set(frame.module.blocks) | set(op_table.REGISTRY)) or (
+                    f"'{name_tok}' is neither an op nor a block of this spec: the ops are listed in "
+                    f"docs/language.md (\"Ops\"); define a layer of your own with `block {name_tok}(...) {{ ... }}`")
+            raise
         args, kwargs = self.ev.eval_args(args_tree, frame)
         pos = self.pos(stmt, frame)
         if isinstance(target, (OpValue, BlockValue)):

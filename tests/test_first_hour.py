@@ -105,3 +105,56 @@ def test_check_names_the_option(capsys, tmp_path, monkeypatch, spec, argv, first
     (tmp_path / "net.arch").write_text("arch t\ninput x: [3, 32, 32]\n" + spec + "\n")
     code, _, err = run(capsys, "check", "net.arch", *argv)
     assert code == 1 and err.startswith("error: " + first) and hint in err and "-->" not in err, err
+
+
+# ---------------------------------------------------------------- the language
+
+def load_text(tmp_path, text: str, name: str = "net.arch"):
+    import archspec
+    path = tmp_path / name
+    path.write_text(text)
+    return archspec.load(path)
+
+
+def errors_of(tmp_path, text: str):
+    from archspec.errors import SpecError
+    with pytest.raises(SpecError) as info:
+        load_text(tmp_path, text)
+    return info.value.diagnostics
+
+
+def test_unknown_call_suggests_ops_and_blocks_not_builtins(tmp_path):
+    (d,) = errors_of(tmp_path, "input x: [3, 8, 8]\nnetwork {\n    interpolate(2)\n}\n")
+    assert d.message == "unknown name 'interpolate'" and (d.pos.line, d.pos.col) == (3, 5)
+    assert "enumerate" not in d.hint and "parameter" not in d.hint
+    assert "neither an op nor a block" in d.hint and "docs/language.md" in d.hint
+    (d,) = errors_of(tmp_path, "input x: [3, 8, 8]\nblock stem(c) { conv(c, 3) }\nnetwork { stm(4) }\n")
+    assert d.hint.startswith("did you mean 'stem'")
+
+
+def test_keyword_label_at_the_start_of_a_line(tmp_path):
+    text = ("input x: [3, 8, 8]\nnetwork {\n    for i in range(2) {\n        block{i + 1}: conv(4, 1)\n    }\n"
+            "    input: relu()\n}\n")
+    arch = load_text(tmp_path, text)
+    assert [n.name for n in arch.nodes] == ["block1", "block2", "input"]
+    from archspec.formatter import format_text
+    assert format_text(text) == text  # fmt keeps the label's brace tight
+
+
+def test_an_earlier_error_does_not_poison_names_a_block_assigns(tmp_path):
+    text = ("input x: [3, 8, 8]\nblock good(c) {\n    width = in.channels * 2\n    conv(width, 3)\n}\n"
+            "network {\n    conv(nosuch, 3)\n    good(4)\n}\n")
+    (d,) = errors_of(tmp_path, text)  # one error: no follow-on 'unknown name width'
+    assert d.message == "unknown name 'nosuch'" and d.pos.line == 7
+
+
+def test_nested_loop_targets_as_in_python(tmp_path):
+    text = ("input x: [3, 16, 16]\nparam pairs = [[4, 1], [8, 2]]\nnetwork {\n"
+            "    for i, (c, s) in enumerate(pairs) {\n        layer{i}: conv(c, 3, stride = s, pad = 1)\n    }\n"
+            "    for (c, s) in [(c * 2, s) for j, (c, s) in enumerate(pairs) if j == 0] { conv(c, 1, stride = s) }\n"
+            "}\n")
+    arch = load_text(tmp_path, text)
+    assert [(n.name, n.shape) for n in arch.nodes] == [("layer0", (4, 16, 16)), ("layer1", (8, 8, 8)),
+                                                       ("2", (8, 8, 8))]  # unlabeled: its position
+    (d,) = errors_of(tmp_path, "input x: [3, 8, 8]\nnetwork { for i, (a, b) in enumerate([1]) { conv(a, 1) } }\n")
+    assert "cannot unpack 1 value into 2 names" in d.message
