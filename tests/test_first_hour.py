@@ -158,3 +158,56 @@ def test_nested_loop_targets_as_in_python(tmp_path):
                                                        ("2", (8, 8, 8))]  # unlabeled: its position
     (d,) = errors_of(tmp_path, "input x: [3, 8, 8]\nnetwork { for i, (a, b) in enumerate([1]) { conv(a, 1) } }\n")
     assert "cannot unpack 1 value into 2 names" in d.message
+
+
+def test_pool_sizes_as_pytorch():
+    """Every pool output size, ceil mode included, is the one nn.MaxPool2d gives (or both refuse)."""
+    torch = pytest.importorskip("torch")
+    from archspec.ops.conv import conv_out
+    for size in range(1, 10):
+        for k in (1, 2, 3, 5):
+            for s in (1, 2, 3):
+                for p in range(0, k // 2 + 1):
+                    for ceil in (False, True):
+                        try:
+                            want = torch.nn.functional.max_pool2d(torch.zeros(1, 1, size, size), k, s, p,
+                                                                  ceil_mode=ceil).shape[-1]
+                        except RuntimeError:
+                            want = 0
+                        assert max(conv_out(size, k, s, p, 1, ceil), 0) == want, (size, k, s, p, ceil)
+
+
+SQUEEZENET1_1 = """
+arch squeezenet1_1
+param resolution = 224
+input image: [3, resolution, resolution]
+block fire(squeeze, expand) {
+    squeeze: conv(squeeze, 1);  squeeze_activation: relu()
+    branch concat {
+        { expand1x1: conv(expand, 1);  expand1x1_activation: relu() }
+        { expand3x3: conv(expand, 3, pad = 1);  expand3x3_activation: relu() }
+    }
+}
+network {
+    features: {
+        conv(64, 3, stride = 2);  relu();  maxpool(3, stride = 2, ceil = true)
+        fire(16, 64);  fire(16, 64);  maxpool(3, stride = 2, ceil = true)
+        fire(32, 128);  fire(32, 128);  maxpool(3, stride = 2, ceil = true)
+        fire(48, 192);  fire(48, 192);  fire(64, 256);  fire(64, 256)
+    }
+    classifier: { dropout(0.5);  conv(1000, 1);  relu();  gap() }
+    flatten()
+}
+"""
+
+
+def test_squeezenet1_1_at_torchvision_minimum_size(tmp_path):
+    """torchvision documents min_size 17x17 for SqueezeNet 1.1: three ceil-mode pools take 8 -> 4 -> 2 -> 1."""
+    import archspec
+    from refdata import modern
+    path = tmp_path / "squeezenet.arch"
+    path.write_text(SQUEEZENET1_1)
+    arch = archspec.load(path, resolution=17)
+    assert archspec.analyze(arch).params == modern()["squeezenet1_1"]["params"]
+    pools = [n.shape for n in arch.nodes if n.op == "maxpool"]
+    assert pools == [(64, 4, 4), (128, 2, 2), (256, 1, 1)]
