@@ -663,6 +663,20 @@ def lower(module: SpecModule, variant: str | None, overrides: dict, limits: Limi
         return None
 
 
+def _check_init(tok: Token, expr, scheme: str) -> None:
+    """An init scheme the backends can apply to the op: it has weights, of 2+ dims for a fan-based scheme."""
+    op = op_table.REGISTRY[tok.value]
+    if scheme == "default":
+        return
+    if op.params.__func__ is op_table.Op.params.__func__:
+        weighted = sorted(n for n, o in op_table.REGISTRY.items() if o.params.__func__ is not op_table.Op.params.__func__)
+        raise EvalError(f"init for '{tok}', an op without weights", tok, "init applies to ops with weights: "
+                        + ", ".join(weighted))
+    if scheme.startswith(("kaiming", "xavier")) and op.__module__.endswith(".norm"):
+        raise EvalError(f"init scheme {scheme!r} needs a weight of 2 or more dimensions; {tok}'s is one per channel",
+                        expr, "use \"ones_zeros\" or \"default\" for a norm")
+
+
 def _json_value(value):
     """A parameter's value as the IR holds it: JSON types only (tuples become lists; blocks and ops their repr)."""
     if isinstance(value, (list, tuple)):
@@ -750,6 +764,7 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_s
             scheme = low.eval(expr, frame)
             if scheme not in INIT_SCHEMES:
                 raise EvalError(f"unknown init scheme {scheme!r}", expr, "one of: " + ", ".join(INIT_SCHEMES))
+            _check_init(tok, expr, scheme)
             init[tok.value] = scheme
         except EvalError as exc:
             low.error(str(exc), exc.where, exc.hint)

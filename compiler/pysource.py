@@ -70,8 +70,10 @@ def _init_lines(arch: Architecture, specs) -> tuple[list[str], list[str]]:
         fn = backend.INIT.get(scheme)
         if fn is None:
             continue
+        if spec.cls in backend.CUSTOM_MODULES:  # no weights to initialise (and no nn. class to name)
+            continue
         classes = by_scheme.setdefault(fn.__name__, [])
-        if spec.cls not in classes and spec.cls not in backend.CUSTOM_MODULES:
+        if spec.cls not in classes:
             classes.append(spec.cls)
     if not by_scheme:
         return [], []

@@ -211,3 +211,26 @@ def test_squeezenet1_1_at_torchvision_minimum_size(tmp_path):
     assert archspec.analyze(arch).params == modern()["squeezenet1_1"]["params"]
     pools = [n.shape for n in arch.nodes if n.op == "maxpool"]
     assert pools == [(64, 4, 4), (128, 2, 2), (256, 1, 1)]
+
+
+@pytest.mark.parametrize("decl, message", [
+    ('init stochastic_depth = "normal_0.01"', "init for 'stochastic_depth', an op without weights"),
+    ('init bn = "kaiming_normal_fan_out"', "init scheme 'kaiming_normal_fan_out' needs a weight of 2 or more"),
+])
+def test_init_scheme_the_backends_cannot_apply_is_a_spec_error(tmp_path, decl, message):
+    (d,) = errors_of(tmp_path, f"input x: [3, 8, 8]\n{decl}\nnetwork {{ conv(4, 3); bn(); stochastic_depth(0.1) }}\n")
+    assert d.message.startswith(message) and d.pos.line == 2
+
+
+def test_compile_never_emits_invalid_init_code(tmp_path):
+    """Even an IR (a dump, say) that asks to initialise a weightless op gives source that parses."""
+    import ast
+    import dataclasses
+    pytest.importorskip("torch")
+    from archspec_compiler import emit_python
+    arch = load_text(tmp_path, "input x: [3, 8, 8]\ninit conv = \"normal_0.01\"\n"
+                               "network { conv(4, 3); stochastic_depth(0.1) }\n")
+    arch = dataclasses.replace(arch, init={**arch.init, "stochastic_depth": "normal_0.01"})
+    text = emit_python(arch)
+    ast.parse(text)
+    assert "isinstance(m, (nn.Conv2d,))" in text
