@@ -234,3 +234,42 @@ def test_compile_never_emits_invalid_init_code(tmp_path):
     text = emit_python(arch)
     ast.parse(text)
     assert "isinstance(m, (nn.Conv2d,))" in text
+
+
+# ---------------------------------------------------------------- reading the output
+
+@pytest.mark.parametrize("model, depth", [("resnet50", 1), ("efficientnet_b0", 0), ("efficientnet_b0", 1)])
+@pytest.mark.parametrize("width", [60, 80, 100])
+def test_analyze_table_fits_the_terminal_and_never_cuts_a_number(model, depth, width):
+    import archspec
+    from archspec.analysis import human
+    from archspec.commands.analyze import _rows, table_text
+    report = archspec.analyze(archspec.load(model))
+    text = table_text(report, depth, width)
+    lines = text.splitlines()
+    assert all(len(line) <= width for line in lines), max(lines, key=len)
+    assert "…" not in text and "..." not in text
+    body = lines[3:lines.index("")]
+    rows = _rows(report, depth)
+    starts = [i for i, x in enumerate(body) if len(x.split()) > 1]  # a wrapped name continues alone on its line
+    assert len(starts) == len(rows)
+    for (name, _kind, _n, shape, params, macs, _f), i, j in zip(rows, starts, starts[1:] + [len(body)]):
+        line = body[i]
+        assert line.split()[0] + "".join(x.strip() for x in body[i + 1:j]) == name
+        padded = f" {line} "
+        assert f" {'x'.join(map(str, shape))} " in padded and f" {human(macs)} " in padded, line
+        assert f" {params:,} " in padded or f" {human(params)} " in padded, line
+
+
+def test_piped_table_is_not_cut_at_120_columns(tmp_path):
+    import os
+    import subprocess
+    import sys
+    label = "a_very_long_label_" * 8  # 144 characters
+    spec = tmp_path / "wide.arch"
+    spec.write_text(f"input x: [3, 8, 8]\nnetwork {{ {label}: conv(4, 3) }}\n")
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    out = subprocess.run([sys.executable, "-m", "archspec", "analyze", str(spec), "--depth", "0"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith(label))
+    assert len(line) > 150 and line.split()[-1] == "1" and "112" in line.split()  # stride and params, whole

@@ -107,30 +107,94 @@ def _summary(report) -> list[tuple[str, str]]:
     ]
 
 
-def table(report, depth: int) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def output_width() -> int | None:
+    """The columns to fit: the terminal's (COLUMNS overrides), or None (no limit) when stdout is not a terminal."""
+    import os
+    import shutil
+    if os.environ.get("COLUMNS", "").isdigit():
+        return max(int(os.environ["COLUMNS"]), 40)
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
+
+# Columns dropped when the table is too wide for the terminal, in two rounds: between them the names wrap
+# down to _NAME_MIN. A number is never cut.
+_DROP_FIRST, _DROP_THEN = ("stride", "RF"), ("layers", "block / op", "op")
+_NAME_MIN = 24
+
+
+def table_text(report, depth: int, width: int | None) -> str:
+    """The analysis as a plain-text table fitting `width` columns (None: no limit). Too wide, it switches the
+    params to compact units (1.22 M), then drops the least needed columns, then wraps the names; a number is
+    never cut."""
     from ..analysis import human
-    console = Console(width=None if sys.stdout.isatty() else 120)
-    t = Table(title=f"{report.title}: {report.params:,} params, {human(report.macs, 'MACs')}", title_justify="left")
-    t.add_column("layer" if depth == 0 else "scope")
-    t.add_column("op" if depth == 0 else "block / op")
-    if depth:
-        t.add_column("layers", justify="right")
-    t.add_column("output")
-    t.add_column("params", justify="right")
-    t.add_column("MACs", justify="right")
-    t.add_column("RF", justify="right")
-    t.add_column("stride", justify="right")
+    name_head = "layer" if depth == 0 else "scope"
+    heads = [name_head, "op" if depth == 0 else "block / op"] + (["layers"] if depth else []) + [
+        "output", "params", "MACs", "RF", "stride"]
+    rows = []
     for name, kind, n, shape, params, macs, f in _rows(report, depth):
-        cells = [name, kind] + ([str(n)] if depth else [])
-        t.add_row(*cells, "x".join(map(str, shape)), f"{params:,}", human(macs), *_field_cells(f, shape))
-    console.print(t)
+        rows.append([name, kind] + ([str(n)] if depth else []) + [
+            "x".join(map(str, shape)), f"{params:,}", human(macs), *_field_cells(f, shape)])
+    left = {name_head, "op", "block / op", "output"}
+
+    def widths(cols):
+        return [max(len(r[i]) for r in [heads] + rows) for i in cols]
+
+    def total(cols):
+        return sum(widths(cols)) + 2 * (len(cols) - 1)
+
+    cols = list(range(len(heads)))
+
+    def fits(cols, name_min):  # the width with the names wrapped down to name_min, if that is enough
+        return total(cols) - max(widths(cols)[0] - name_min, 0) <= width
+
+    if width is not None and total(cols) > width:
+        p = heads.index("params")
+        for r, (_, _, _, _, params, _, _) in zip(rows, _rows(report, depth)):
+            r[p] = human(params)
+        for drop, name_min in ((_DROP_FIRST, _NAME_MIN), (_DROP_THEN, _NAME_MIN // 2)):
+            for head in drop:
+                if head in heads and not fits(cols, name_min):
+                    cols.remove(heads.index(head))
+    ws = widths(cols)
+    if width is not None and total(cols) > width:  # wrap the names into what the numbers leave
+        ws[0] = max(8, ws[0] - (total(cols) - width))
+
+    def lines(cells):
+        parts = [_wrap_name(c, w) if i == 0 else [c] for i, (c, w) in enumerate(zip(cells, ws))]
+        out = []
+        for k in range(max(len(x) for x in parts)):
+            row = [(x[k] if k < len(x) else "") for x in parts]
+            out.append("  ".join(c.ljust(w) if heads[i] in left else c.rjust(w)
+                                 for c, w, i in zip(row, ws, cols)).rstrip())
+        return out
+
+    text = [f"{report.title}: {report.params:,} params, {human(report.macs, 'MACs')}"]
+    text += lines([heads[i] for i in cols]) + ["  ".join("-" * w for w in ws)]
+    for r in rows:
+        text += lines([r[i] for i in cols])
+    text.append("")
+    import textwrap
     for key, value in _summary(report):
-        console.print(f"[bold]{key:>15}[/bold]  {value}", highlight=False)
+        text += textwrap.wrap(f"{key:>15}  {value}", width or len(value) + 17, subsequent_indent=" " * 17,
+                              break_long_words=False, break_on_hyphens=False)
     for w in report.warnings:
-        console.print(f"[yellow]warning[/yellow]: {w}", highlight=False)
+        text += textwrap.wrap(f"warning: {w}", width or len(w) + 9, subsequent_indent="  ", break_long_words=False)
+    return "\n".join(text) + "\n"
+
+
+def _wrap_name(name: str, width: int) -> list[str]:
+    """A dotted name cut into lines of at most `width`, after a '.' where one is near enough."""
+    out = []
+    while len(name) > width:
+        cut = name.rfind(".", 0, width) + 1
+        cut = cut if cut > width // 2 else width
+        out.append(name[:cut])
+        name = name[cut:]
+    return out + [name]
+
+
+def table(report, depth: int) -> None:
+    sys.stdout.write(table_text(report, depth, output_width()))
 
 
 def markdown(report, depth: int) -> str:
