@@ -273,3 +273,68 @@ def test_piped_table_is_not_cut_at_120_columns(tmp_path):
                          capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith(label))
     assert len(line) > 150 and line.split()[-1] == "1" and "112" in line.split()  # stride and params, whole
+
+
+class _Terminal:
+    """A stand-in for a terminal's stderr: records what is written, says it is a tty."""
+
+    def __init__(self):
+        import io
+        self.buf = io.StringIO()
+
+    def isatty(self):
+        return True
+
+    def write(self, s):
+        return self.buf.write(s)
+
+    def flush(self):
+        pass
+
+    def fileno(self):
+        raise OSError("no descriptor")
+
+
+TINY = "arch tiny\ninput x: [3, 16, 16]\nnetwork { conv1: conv(8, 3, pad = 1, bias = false); bn1: bn(); relu(); gap(); " \
+       "flatten(); fc: linear(10) }\n"
+
+
+def test_export_speaks_like_analyze_and_shows_progress_only_on_a_terminal(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    pytest.importorskip("torch")
+    import sys
+    import archspec
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(TINY)
+    report = archspec.analyze(archspec.load(spec))
+    code, out, err = run(capsys, "export", str(spec), "-o", str(tmp_path / "a.onnx"))
+    assert code == 0 and err == ""  # piped: no progress
+    assert f" {report.params:,} params, {report.buffers:,} buffers, " in out and "parameters" not in out
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    assert main(["export", str(spec), "-o", str(tmp_path / "b.onnx")]) == 0
+    assert "exporting tiny" in term.buf.getvalue()
+
+
+def test_export_checks_its_destination_before_building(capsys, tmp_path, monkeypatch):
+    import archspec.loader
+    calls = []
+    monkeypatch.setattr(archspec.loader, "load", lambda *a, **k: calls.append(a))
+    code, _, err = run(capsys, "export", "resnet18", "-o", str(tmp_path / "nope" / "x.onnx"))
+    assert code == 1 and err.startswith(f"error: -o {tmp_path / 'nope' / 'x.onnx'}: the folder ") and not calls
+    code, _, err = run(capsys, "export", "resnet18", "-o", str(tmp_path))
+    assert code == 1 and "is a folder" in err and not calls
+
+
+@pytest.mark.parametrize("argv, missing, extra", [
+    (("compile", "resnet18"), "torch", "torch"),
+    (("export", "resnet18"), "onnx", "onnx"),
+    (("bench", "model.onnx"), "onnxruntime", "onnx"),
+])
+def test_a_missing_extra_is_one_line_naming_the_install(capsys, monkeypatch, argv, missing, extra):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name, *a))
+    code, out, err = run(capsys, *argv)
+    assert code == 1 and out == ""
+    assert err.strip() == f"error: archspec {argv[0]} needs {missing}, not installed: pip install 'archspec-dsl[{extra}]'"

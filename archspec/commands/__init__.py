@@ -3,9 +3,14 @@ happen inside the command's run function, so `archspec check` starts fast."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import importlib.util
+import os
 import pkgutil
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from ..errors import SpecError
@@ -34,6 +39,48 @@ def discover() -> dict[str, Command]:
         if not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")
     return COMMANDS
+
+
+# ---- what the backend commands need ----
+
+def require(command_name: str, extra: str, *modules: str) -> None:
+    """A one-line error naming the `pip install` to run when a command's extra is not installed."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SpecError(f"archspec {command_name} needs {' and '.join(missing)}, not installed: "
+                        f"pip install 'archspec-dsl[{extra}]'")
+
+
+@contextlib.contextmanager
+def progress(text: str, total: int | None = None):
+    """Progress on stderr while a slow step runs: a spinner, or a bar of `total` steps (advance with the callable
+    it yields). Only on a terminal with rich installed; nothing when piped."""
+    if not sys.stderr.isatty() or importlib.util.find_spec("rich") is None:
+        yield lambda n=1: None
+        return
+    from rich.console import Console
+    console = Console(file=sys.stderr)
+    if total is None:
+        with console.status(text):
+            yield lambda n=1: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(text, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+def check_destination(path: Path, option: str = "-o") -> None:
+    """Refuse an output path that cannot be written before any work is done."""
+    parent = path.parent
+    if path.is_dir():
+        raise SpecError(f"{option} {path}: is a folder", hint=f"give a file name, e.g. {option} {path / 'model.onnx'}")
+    if not parent.is_dir():
+        raise SpecError(f"{option} {path}: the folder '{parent}' does not exist", hint="create it first, or choose "
+                        "another path")
+    if not os.access(parent, os.W_OK) or path.exists() and not os.access(path, os.W_OK):
+        raise SpecError(f"{option} {path}: cannot write there (permission denied)", hint="choose another path")
 
 
 # ---- options shared by the commands ----

@@ -6,7 +6,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import add_format_arg, add_spec_args, command, load_spec
+from . import add_format_arg, add_spec_args, command, load_spec, progress, require
 from ..errors import SpecError
 
 
@@ -31,27 +31,27 @@ def _model(args):
             raise SpecError(f"no such model file: {path}", hint="export one with: archspec export SPEC -o FILE.onnx")
         return str(path), path.name
     arch = load_spec(args)
+    require("bench", "onnx", "onnx", "torch")  # a spec is exported first
     from archspec_compiler.onnx import to_onnx
-    return to_onnx(arch, dtype=args.dtype), f"{arch.title} ({args.dtype})"
+    with progress(f"exporting {arch.title} to ONNX"):
+        return to_onnx(arch, dtype=args.dtype), f"{arch.title} ({args.dtype})"
 
 
 @command("bench", "Time a model (.onnx or a spec) with onnxruntime: latency percentiles and throughput.", configure)
 def run(args) -> int:
     if args.batch < 1 or args.iters < 1 or args.warmup < 0:
         raise ValueError("--batch and --iters must be at least 1, --warmup at least 0")
+    require("bench", "onnx", "onnxruntime", "numpy")
     import numpy as np
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from archspec_compiler.runtime import Session, time_runs
 
-    err = Console(stderr=True)
     model, label = _model(args)
-    with warnings.catch_warnings(record=True):  # the fallback message is printed below, once
+    with warnings.catch_warnings(record=True), progress(f"loading {label}"):  # the fallback note comes below, once
         warnings.simplefilter("always")
         sess = Session(model, providers=args.provider, threads=args.threads)
     if sess.fallback:
-        err.print(f"[yellow]note:[/] {sess.fallback}")
+        print(f"note: {sess.fallback}", file=sys.stderr)
 
     rng = np.random.default_rng(0)
     inputs = []
@@ -63,10 +63,8 @@ def run(args) -> int:
     batch = inputs[0].shape[0] if inputs and inputs[0].ndim else 1
     runner = sess.runner(*inputs)
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task(f"{label} on {sess.providers[0]}", total=args.warmup + args.iters)
-        times = time_runs(runner, args.iters, args.warmup, progress=lambda n: bar.advance(task, n))
+    with progress(f"{label} on {sess.providers[0]}", total=args.warmup + args.iters) as advance:
+        times = time_runs(runner, args.iters, args.warmup, progress=advance)
 
     p50, p90, p99 = (float(np.percentile(times, q)) for q in (50, 90, 99))
     result = {"model": label, "provider": sess.providers[0], "batch": batch, "iters": args.iters,
@@ -76,12 +74,11 @@ def run(args) -> int:
     if args.format == "json":
         print(json.dumps(result, indent=2))
         return 0
-    from rich.table import Table
     print(f"{label}: {sess.providers[0]}, batch {batch}, {args.iters} runs after {args.warmup} warm-up")
-    table = Table()
-    for col in ("p50 ms", "p90 ms", "p99 ms", "mean ms", "min ms", "samples/s"):
-        table.add_column(col, justify="right")
-    table.add_row(*(f"{result[k]:.3f}" for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms")),
-                  f"{result['throughput']:.1f}")
-    Console(file=sys.stdout).print(table)
+    heads = ("p50 ms", "p90 ms", "p99 ms", "mean ms", "min ms", "samples/s")
+    cells = [f"{result[k]:.3f}" for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms")]
+    cells.append(f"{result['throughput']:.1f}")
+    widths = [max(len(h), len(c)) for h, c in zip(heads, cells)]
+    for row in (heads, ["-" * w for w in widths], cells):
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths)))
     return 0

@@ -5,7 +5,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import add_spec_args, command, load_spec
+from . import add_spec_args, check_destination, command, load_spec, require
 
 
 def configure(p):
@@ -19,6 +19,9 @@ def configure(p):
 
 @command("compile", "Compile a spec to standalone PyTorch source (same state_dict keys as to_torch).", configure)
 def run(args) -> int:
+    require("compile", "torch", "torch")
+    if args.output:
+        check_destination(Path(args.output))
     arch = load_spec(args)
     from archspec_compiler.pysource import emit_python  # torch is imported only here
     cmd = "archspec " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compile"] else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import add_spec_args, command, load_spec
+from . import add_spec_args, check_destination, command, load_spec, progress, require
 from ..errors import SpecError
 
 
@@ -22,30 +22,32 @@ def configure(p):
 
 @command("export", "Export a spec to ONNX (checked with onnx's full checker and shape inference).", configure)
 def run(args) -> int:
+    require("export", "onnx", "onnx", "torch", "numpy")
+    if args.output:
+        check_destination(Path(args.output))  # before minutes of work, not after
     arch = load_spec(args)
+    out = Path(args.output or f"{arch.title}.onnx")
+    check_destination(out)
     from archspec_compiler.onnx import check, to_onnx  # heavy: onnx, numpy, torch (for the weights)
 
-    out = Path(args.output or f"{arch.title}.onnx")
-    model = to_onnx(arch, out, state_dict=args.weights, opset=args.opset, dynamic_batch=not args.static_batch,
-                    dtype=args.dtype, fold_bn=args.fold_bn)
-    params = sum(_numel(t.dims) for t in model.graph.initializer)
-    size = out.stat().st_size
-    print(f"wrote {out}: {len(model.graph.node)} nodes, {params / 1e6:.2f}M parameters, {size / 2**20:.1f} MiB, "
-          f"opset {args.opset}, {args.dtype}, batch {'1' if args.static_batch else 'dynamic'}"
-          + (", batch norms folded" if args.fold_bn else ""))
+    from ..analysis import analyze
+    report = analyze(arch)
+    with progress(f"exporting {arch.title} to {out}"):
+        model = to_onnx(arch, out, state_dict=args.weights, opset=args.opset, dynamic_batch=not args.static_batch,
+                        dtype=args.dtype, fold_bn=args.fold_bn)
+    nodes = len(model.graph.node)
     del model  # the checker reads the file (models over 2 GB included)
+    size = out.stat().st_size
+    # the analyzer's figures, the same words as `archspec analyze`: buffers (BN statistics) are not params
+    print(f"wrote {out}: {nodes} nodes, {report.params:,} params, {report.buffers:,} buffers, "
+          f"{size / 2**20:.1f} MiB, opset {args.opset}, {args.dtype}, batch {'1' if args.static_batch else 'dynamic'}"
+          + (", batch norms folded" if args.fold_bn else ""))
     try:
-        compared = check(arch, out)
+        with progress(f"checking {out}"):
+            compared = check(arch, out)
     except SpecError:
         out.unlink()  # never leave a model that failed its checks where a deployment could pick it up
         raise
     print("checker: ok (full check)")
     print(f"shapes match the IR: {compared} of {compared} values")
     return 0
-
-
-def _numel(dims) -> int:
-    n = 1
-    for d in dims:
-        n *= d
-    return n
