@@ -75,3 +75,59 @@ def test_old_name_works_from_a_bare_checkout():
             "assert sorted(compiler.__all__) == ['emit_python', 'to_onnx', 'to_torch']\n") % str(ROOT)
     proc = _run(code, "-S", "-I")
     assert proc.returncode == 0, proc.stderr
+
+
+def _fake_setup(tmp_path: Path, **env: str) -> list[str]:
+    """Run scripts/setup.sh in a copy whose .venv/bin/python only records the pip calls it gets."""
+    import shutil
+    root = tmp_path / "repo"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "setup.sh", root / "scripts" / "setup.sh")
+    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    log = tmp_path / "pip.log"
+    fake = root / ".venv" / "bin" / "python"
+    fake.parent.mkdir(parents=True)
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    fake.chmod(0o755)
+    bin_dir = tmp_path / "bin"  # a `dot`, so that the script never reaches for apt-get
+    bin_dir.mkdir()
+    (bin_dir / "dot").write_text("#!/bin/sh\n")
+    (bin_dir / "dot").chmod(0o755)
+    base = {k: v for k, v in os.environ.items() if k not in ("TORCH_INDEX_URL", "PYTHONPATH")}
+    base["PATH"] = f"{bin_dir}:{base['PATH']}"
+    subprocess.run(["bash", str(root / "scripts" / "setup.sh")], check=True, env={**base, **env},
+                   capture_output=True)
+    return log.read_text().splitlines()
+
+
+def test_setup_takes_the_torch_index_from_torch_index_url(tmp_path):
+    calls = _fake_setup(tmp_path / "a", TORCH_INDEX_URL="https://download.pytorch.org/whl/cpu")
+    assert len(calls) == 2 and calls[1].endswith('-e .[dev]')
+    pin = next(x for x in calls[0].split() if x.startswith("torch=="))
+    assert "--index-url https://download.pytorch.org/whl/cpu" in calls[0]
+    assert f'"{pin}"' in (ROOT / "pyproject.toml").read_text()  # the very pin the extras use
+    # unset: pip's own choice, the one call of before
+    assert [c.split()[-1] for c in _fake_setup(tmp_path / "b")] == [".[dev]"]
+
+
+def test_docs_say_what_pip_install_torch_really_does():
+    """No page promises a CPU build from the bare pin; each names the CPU index for laptops."""
+    for rel in ("README.md", "docs/tutorial.md", "scripts/setup.sh", "pyproject.toml"):
+        text = (ROOT / rel).read_text()
+        assert "CUDA build" in text and "download.pytorch.org/whl/cpu" in text, rel
+        assert "the CPU build; an unpinned" not in text and "torch (CPU)" not in text, rel
+
+
+def test_extras_match_the_commands():
+    """Each backend extra holds everything its commands import (export needs torch for the weights)."""
+    import re
+    text = (ROOT / "pyproject.toml").read_text()
+    section = text.split("[project.optional-dependencies]")[1].split("\n[")[0]
+
+    def names(extra):  # the requirement names of `extra = [...]` (tomllib is Python 3.11+)
+        (deps,) = re.findall(rf"^{extra} = \[(.*?)\]", section, re.M | re.S)
+        return {re.split(r"[=<>!\[ ]", d.strip().strip('"'))[0] for d in deps.split(",") if d.strip()}
+    assert {"torch", "numpy"} <= names("torch")
+    assert {"onnx", "onnxruntime", "numpy", "torch"} <= names("onnx")
+    assert {"onnx", "onnxruntime-gpu", "numpy", "torch"} <= names("gpu")
+    assert "rich" in names("rich")
