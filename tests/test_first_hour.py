@@ -326,6 +326,15 @@ def test_export_checks_its_destination_before_building(capsys, tmp_path, monkeyp
     assert code == 1 and "is a folder" in err and not calls
 
 
+@pytest.mark.parametrize("argv", [("diagram", "resnet18"), ("diff", "resnet18", "resnet34"),
+                                  ("compile", "resnet18")])
+def test_other_outputs_check_their_destination_first(capsys, tmp_path, monkeypatch, argv):
+    import archspec.loader
+    monkeypatch.setattr(archspec.loader, "load", lambda *a, **k: pytest.fail("loaded before checking -o"))
+    code, _, err = run(capsys, *argv, "-o", str(tmp_path / "nope" / "out.svg"))
+    assert code == 1 and "the folder" in err and "does not exist" in err
+
+
 @pytest.mark.parametrize("argv, missing, extra", [
     (("compile", "resnet18"), "torch", "torch"),
     (("export", "resnet18"), "onnx", "onnx"),

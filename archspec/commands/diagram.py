@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from . import add_spec_args, command, load_spec
+from . import add_spec_args, check_destination, command, load_spec
 from ..errors import SpecError
 
 
@@ -29,6 +30,8 @@ def run(args) -> int:
     if args.output == "-" and fmt in ("svg", "png", "pdf"):
         fmt_hint = "write it to a file: -o net." + fmt
         raise SpecError(f"{fmt} is binary or large: not written to standard output", hint=fmt_hint)
+    if args.output != "-":
+        check_destination(Path(args.output))
     arch = load_spec(args)
     depth = args.depth or None
     if fmt in ("mermaid", "md"):

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from . import add_format_arg, command, parse_overrides
+from . import add_format_arg, check_destination, command, parse_overrides
 from ..errors import SpecError
 
 
@@ -55,6 +56,8 @@ def run(args) -> int:
     if args.b is None and not (args.variant_b or args.overrides_b):
         raise SpecError(f"diff needs a second spec: archspec diff {args.a} B",
                         hint="or change A itself with --variant-b NAME or --set-b KEY=VALUE")
+    if args.output:
+        check_destination(Path(args.output))
     b_spec = args.b or args.a
     both = parse_overrides(args.overrides)
     set_a, set_b = {**both, **parse_overrides(args.overrides_a)}, {**both, **parse_overrides(args.overrides_b)}
