@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -29,15 +28,15 @@ class Diagnostic:
 
     def render(self, sources: dict[str, str] | None = None) -> str:
         """Render like a compiler: message, location, the line, a caret, the hint."""
-        out = [f"error: {_printable(self.message)}"]
+        out = [f"error: {printable(self.message)}"]
         if self.pos is not None:
-            out.append(f"  --> {self.pos}")
+            out.append(f"  --> {printable(str(self.pos))}")
             text = (sources or {}).get(self.pos.file)
             if text is None:
-                text = _read_quietly(self.pos.file)
+                text = _SOURCES.get(self.pos.file)
             lines = text.split("\n") if text else []  # lines as the lexer counts them (not str.splitlines)
             if 1 <= self.pos.line <= len(lines):
-                src = _printable(lines[self.pos.line - 1].removesuffix("\r").expandtabs(1))
+                src = printable(lines[self.pos.line - 1].removesuffix("\r").expandtabs(1))
                 gutter = str(self.pos.line)
                 width = 1
                 if self.pos.end_line == self.pos.line and self.pos.end_col > self.pos.col:
@@ -47,28 +46,34 @@ class Diagnostic:
                 out.append(f"{gutter} | {src}")
                 out.append(f"{' ' * len(gutter)} | {' ' * (self.pos.col - 1)}{'^' * width}")
         for note in self.notes:
-            out.append(f"  = note: {_printable(note)}")
+            out.append(f"  = note: {printable(note)}")
         if self.hint:
-            out.append(f"  = hint: {_printable(self.hint)}")
+            out.append(f"  = hint: {printable(self.hint)}")
         return "\n".join(out)
 
 
-def _printable(text: str) -> str:
-    """Control characters from a spec (terminal escapes in a string or comment) are shown as U+FFFD, one for
-    one so that columns still line up: printing a hostile spec's line must not drive the terminal."""
+def printable(text: str) -> str:
+    """Control characters from a spec (terminal escapes in a string or comment, line breaks in a file name)
+    are shown as U+FFFD, one for one so that columns still line up: printing a hostile spec's line must not
+    drive the terminal, and text put in a comment of generated code cannot end the comment's line. The one
+    escaping function for spec text shown anywhere."""
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else "\ufffd" for c in text)
 
 
-def _read_quietly(path: str) -> str | None:
-    try:
-        p = Path(path)
-        if p.stat().st_size > 16 << 20:  # an over-long file is reported without quoting it
-            return None
-        return p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
+# The spec files this process has read (modules.read_module remembers them), by display name: a diagnostic
+# quotes its line from here and never opens the file its position names (an IR dump's span may name
+# /etc/passwd, /dev/zero or a FIFO).
+_SOURCES: dict[str, str] = {}
+_MAX_SOURCES = 256
+
+
+def remember_source(file: str, text: str) -> None:
+    _SOURCES.pop(file, None)
+    _SOURCES[file] = text
+    if len(_SOURCES) > _MAX_SOURCES:
+        _SOURCES.pop(next(iter(_SOURCES)))
 
 
 class SpecError(Exception):

@@ -21,6 +21,8 @@ class Limits:
     max_params: int = 100_000_000_000        # trainable parameters of the built network
     max_activation_bytes: int = 1 << 40      # float32 activation memory for one sample
     max_errors: int = 50                     # diagnostics reported before stopping
+    max_label_chars: int = 200               # one label (node names are joined labels; their bytes count in
+                                             # max_built_items)
 
 
 DEFAULT_LIMITS = Limits()

@@ -8,7 +8,7 @@ from typing import Any
 
 
 from . import ops as op_table
-from .errors import Diagnostic, Pos, SpecError
+from .errors import Diagnostic, Pos, SpecError, remember_source
 from .limits import Limits
 from .parser import Token, Tree, parse, pos_of
 from .values import BlockValue
@@ -64,6 +64,7 @@ def read_module(path: Path, root: Path, limits: Limits, errors: list[Diagnostic]
         errors.append(Diagnostic("spec file contains NUL bytes: it is not a text file",
                                  _byte_pos(data, data.index(b"\x00"), file)))
         return None
+    remember_source(file, text)
     try:
         tree = parse(text, file, limits.max_nesting)
     except SpecError as exc:

@@ -15,6 +15,7 @@ constructor call in the standalone source emitter (compiler/pysource.py).
 """
 from __future__ import annotations
 
+import keyword
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -422,11 +423,12 @@ def build_graph(arch: Architecture) -> fx.Graph:
 def class_name(arch: Architecture) -> str:
     """A Python class name for the model: resnet50 -> Resnet50, mobilenet_v2 -> MobilenetV2."""
     text = "".join(part[:1].upper() + part[1:] for part in _identifier(arch.title).split("_") if part)
-    return text if text and not text[0].isdigit() else "Model" + text
+    # 'arch None' would give `class None`: keywords and names that start with a digit get a prefix
+    return text if text and not text[0].isdigit() and not keyword.iskeyword(text) else "Model" + text
 
 
 def _identifier(text: str) -> str:
-    out = "".join(c if c.isalnum() or c == "_" else "_" for c in text)
+    out = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in text)
     return out if out and not out[0].isdigit() else "_" + out
 
 

@@ -38,9 +38,8 @@ def load_arch(args):
         if overrides or size or args.variant:
             raise SpecError(f"'{args.spec}' is an IR dump: it has no parameters, variants or input size to change",
                             hint="analyze the .arch spec instead")
-        from ..analysis import ir_from_json
-        from ..loader import MAX_IR_JSON_BYTES, read_text_bounded
-        return ir_from_json(read_text_bounded(path, MAX_IR_JSON_BYTES, "IR dump"))
+        from ..irdump import read_ir
+        return read_ir(path)
     return load(args.spec, variant=args.variant, input_size=size, **overrides)
 
 

@@ -35,15 +35,13 @@ def _title(spec: str, variant: str | None, overrides: list[str], arch) -> str:
 
 def _load(spec: str, variant: str | None, overrides: dict):
     """A spec, or an IR dumped by `archspec analyze --format ir` (a .json file: a build kept from a base branch)."""
-
-    from ..analysis import ir_from_json
     from ..loader import load
     if spec.endswith(".json"):
         if variant or overrides:
             raise SpecError(f"'{spec}' is an IR dump: it has no variants or parameters to change",
                             hint="diff the .arch spec instead")
-        from ..loader import MAX_IR_JSON_BYTES, read_text_bounded
-        return ir_from_json(read_text_bounded(spec, MAX_IR_JSON_BYTES, "IR dump"))
+        from ..irdump import read_ir
+        return read_ir(spec)
     return load(spec, variant=variant, **overrides)
 
 
