@@ -43,10 +43,18 @@ def load(name_or_path: str | Path, variant: str | None = None, *, limits: Limits
     root = path.resolve().parent
     errors: list[Diagnostic] = []
     module = read_module(path, root, limits, errors)
-    arch = None
     if module is not None and not errors:
-        with gc_paused():
-            arch = lower(module, variant, params, limits, errors, input_size)
+        return load_module(module, variant, limits=limits, input_size=input_size, **params)
+    raise SpecError(errors or [Diagnostic("the spec could not be loaded", None)])
+
+
+def load_module(module: SpecModule, variant: str | None = None, *, limits: Limits = DEFAULT_LIMITS,
+                input_size: tuple[int, ...] | None = None, **params) -> Architecture:
+    """Lower a module read once (read_spec_file) at a variant: `check` builds every variant of a family
+    file from one reading of it."""
+    errors: list[Diagnostic] = []
+    with gc_paused():
+        arch = lower(module, variant, params, limits, errors, input_size)
     if errors or arch is None:
         exc = SpecError(errors or [Diagnostic("the spec could not be loaded", None)])
         if module is not None:

@@ -39,8 +39,15 @@ def display_name(path: Path) -> str:
 
 
 def read_module(path: Path, root: Path, limits: Limits, errors: list[Diagnostic], stack: tuple[Path, ...] = (),
-                use_pos: Pos | None = None) -> SpecModule | None:
-    """Read, parse and index a spec file and, recursively, the files it `use`s."""
+                use_pos: Pos | None = None, done: dict | None = None) -> SpecModule | None:
+    """Read, parse and index a spec file and, recursively, the files it `use`s. `done` maps the files
+    already read in this load to their modules: a file used twice (a diamond) is read once, and its blocks
+    are the same blocks on both paths."""
+    done = {} if done is None else done
+    key = path.resolve()
+    if key in done:
+        return done[key]
+    done[key] = None  # a failed read is reported once
     file = display_name(path)
     data = b""
     try:
@@ -75,7 +82,8 @@ def read_module(path: Path, root: Path, limits: Limits, errors: list[Diagnostic]
         _index_item(mod, item, errors)
     for item in tree.children:
         if item.data == "use_decl":
-            _resolve_use(mod, item, root, limits, errors, stack + (path.resolve(),))
+            _resolve_use(mod, item, root, limits, errors, stack + (key,), done)
+    done[key] = mod
     return mod
 
 
@@ -134,7 +142,8 @@ def _index_item(mod: SpecModule, item: Tree, errors: list[Diagnostic]) -> None:
         mod.inits.append(item)
 
 
-def _resolve_use(mod: SpecModule, item: Tree, root: Path, limits: Limits, errors: list[Diagnostic], stack) -> None:
+def _resolve_use(mod: SpecModule, item: Tree, root: Path, limits: Limits, errors: list[Diagnostic], stack,
+                 done: dict) -> None:
     tok = item.children[0]
     where = pos_of(tok, mod.file)
     rel = tok.value[1:-1]
@@ -166,7 +175,7 @@ def _resolve_use(mod: SpecModule, item: Tree, root: Path, limits: Limits, errors
     if not target.is_file():
         errors.append(Diagnostic(f"use of '{rel}': no such file", where, hint))
         return
-    used = read_module(target, root, limits, errors, stack, where)
+    used = read_module(target, root, limits, errors, stack, where, done)
     if used is None:
         return
     for name, block in used.blocks.items():

@@ -400,7 +400,7 @@ def mutate(text: str, c: Chooser) -> str:
     return text
 
 
-_VARIANT = re.compile(r"^\s*variant\s+([A-Za-z_]\w*)", re.M)
+_VARIANT = re.compile(r"^[ \t]*variant[ \t]+([A-Za-z_]\w*)", re.M)
 
 
 def zoo_sources() -> list[tuple[str, str]]:
