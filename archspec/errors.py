@@ -62,6 +62,12 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else "\ufffd" for c in text)
 
 
+def md_code(text) -> str:
+    """Text as a Markdown code span in a table cell: no line break or control character, no backtick to
+    close the span, no '|' to split the cell (names and file names cannot inject headings or links)."""
+    return "`" + printable(str(text)).replace("`", "'").replace("|", "\\|") + "`"
+
+
 # The spec files this process has read (modules.read_module remembers them), by display name: a diagnostic
 # quotes its line from here and never opens the file its position names (an IR dump's span may name
 # /etc/passwd, /dev/zero or a FIFO).

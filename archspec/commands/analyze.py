@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from . import add_format_arg, add_spec_args, command, parse_overrides
-from ..errors import SpecError
+from ..errors import SpecError, md_code, printable
 
 
 def configure(p):
@@ -108,11 +108,13 @@ def _summary(report) -> list[tuple[str, str]]:
 
 def table(report, depth: int) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from ..analysis import human
+    from ..limits import MAX_TABLE_ROWS
     console = Console(width=None if sys.stdout.isatty() else 120)
-    t = Table(title=f"{report.title}: {report.params:,} params, {human(report.macs, 'MACs')}", title_justify="left")
+    t = Table(title=f"{escape(printable(report.title))}: {report.params:,} params, {human(report.macs, 'MACs')}", title_justify="left")
     t.add_column("layer" if depth == 0 else "scope")
     t.add_column("op" if depth == 0 else "block / op")
     if depth:
@@ -122,26 +124,30 @@ def table(report, depth: int) -> None:
     t.add_column("MACs", justify="right")
     t.add_column("RF", justify="right")
     t.add_column("stride", justify="right")
-    for name, kind, n, shape, params, macs, f in _rows(report, depth):
-        cells = [name, kind] + ([str(n)] if depth else [])
+    rows = _rows(report, depth)
+    for name, kind, n, shape, params, macs, f in rows[:MAX_TABLE_ROWS]:  # rich draws ~1 ms a row
+        cells = [escape(name), escape(kind)] + ([str(n)] if depth else [])
         t.add_row(*cells, "x".join(map(str, shape)), f"{params:,}", human(macs), *_field_cells(f, shape))
     console.print(t)
+    if len(rows) > MAX_TABLE_ROWS:
+        console.print(f"... {len(rows) - MAX_TABLE_ROWS:,} more rows not shown: collapse them with --depth, or "
+                      "use --format md or json", highlight=False, markup=False)
     for key, value in _summary(report):
-        console.print(f"[bold]{key:>15}[/bold]  {value}", highlight=False)
+        console.print(f"[bold]{key:>15}[/bold]  {escape(value)}", highlight=False)
     for w in report.warnings:
-        console.print(f"[yellow]warning[/yellow]: {w}", highlight=False)
+        console.print(f"[yellow]warning[/yellow]: {escape(printable(w))}", highlight=False)
 
 
 def markdown(report, depth: int) -> str:
     from ..analysis import human
-    out = [f"### `{report.title}`", "", "| | |", "|---|---|"]
-    out += [f"| {k} | {v} |" for k, v in _summary(report)]
+    out = [f"### {md_code(report.title)}", "", "| | |", "|---|---|"]
+    out += [f"| {k} | {printable(v).replace('|', '/')} |" for k, v in _summary(report)]
     out += ["", f"| {'layer' if depth == 0 else 'scope'} | block / op | output | params | MACs | RF | stride |",
             "|---|---|---|---:|---:|---:|---:|"]
     for name, kind, _n, shape, params, macs, f in _rows(report, depth):
         size, stride = _field_cells(f, shape)
-        out.append(f"| `{name}` | {kind} | {'x'.join(map(str, shape))} | {params:,} | {human(macs, 'MACs')} "
+        out.append(f"| {md_code(name)} | {printable(kind)} | {'x'.join(map(str, shape))} | {params:,} | {human(macs, 'MACs')} "
                    f"| {size} | {stride} |")
     if report.warnings:
-        out += [""] + [f"> warning: {w}" for w in report.warnings]
+        out += [""] + [f"> warning: {printable(w)}" for w in report.warnings]
     return "\n".join(out)

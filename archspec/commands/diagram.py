@@ -31,12 +31,13 @@ def run(args) -> int:
         raise SpecError(f"{fmt} is binary or large: not written to standard output", hint=fmt_hint)
     arch = load_spec(args)
     depth = args.depth or None
-    if fmt in ("mermaid", "md"):
-        n = len(build(arch, depth).edges)
-        if n > MERMAID_MAX_EDGES:
-            print(f"warning: {n} edges; Mermaid renders at most {MERMAID_MAX_EDGES} by default: "
-                  "collapse the diagram with --depth 1 or 2", file=sys.stderr)
-    data = render_bytes(arch, fmt, depth)
+    d = build(arch, depth)
+    if d.note:
+        print(f"note: {d.note}", file=sys.stderr)
+    if fmt in ("mermaid", "md") and len(d.edges) > MERMAID_MAX_EDGES:
+        print(f"warning: {len(d.edges)} edges; Mermaid renders at most {MERMAID_MAX_EDGES} by default: "
+              "collapse the diagram with --depth 1 or 2", file=sys.stderr)
+    data = render_bytes(d, fmt)
     if args.output == "-":
         sys.stdout.write(data.decode())
         return 0
