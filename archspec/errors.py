@@ -26,15 +26,19 @@ class Diagnostic:
     hint: str | None = None
     notes: list[str] = field(default_factory=list)
 
-    def render(self, sources: dict[str, str] | None = None) -> str:
-        """Render like a compiler: message, location, the line, a caret, the hint."""
+    def render(self, sources: dict[str, str] | None = None, _lines: dict | None = None) -> str:
+        """Render like a compiler: message, location, the line, a caret, the hint. `_lines` caches the
+        split lines of each file across the diagnostics of one error."""
         out = [f"error: {printable(self.message)}"]
         if self.pos is not None:
             out.append(f"  --> {printable(str(self.pos))}")
-            text = (sources or {}).get(self.pos.file)
-            if text is None:
-                text = _SOURCES.get(self.pos.file)
-            lines = text.split("\n") if text else []  # lines as the lexer counts them (not str.splitlines)
+            cache = {} if _lines is None else _lines
+            lines = cache.get(self.pos.file)
+            if lines is None:
+                text = (sources or {}).get(self.pos.file)
+                if text is None:
+                    text = _SOURCES.get(self.pos.file)
+                lines = cache[self.pos.file] = text.split("\n") if text else []  # as the lexer counts lines
             if 1 <= self.pos.line <= len(lines):
                 src = printable(lines[self.pos.line - 1].removesuffix("\r").expandtabs(1))
                 gutter = str(self.pos.line)
@@ -99,7 +103,8 @@ class SpecError(Exception):
         return self.diagnostics[0]
 
     def render(self) -> str:
-        text = "\n\n".join(d.render(self.sources) for d in self.diagnostics)
+        lines: dict = {}
+        text = "\n\n".join(d.render(self.sources, lines) for d in self.diagnostics)
         if len(self.diagnostics) > 1:
             text += f"\n\n{len(self.diagnostics)} errors"
         return text

@@ -80,6 +80,8 @@ def read_module(path: Path, root: Path, limits: Limits, errors: list[Diagnostic]
     mod = SpecModule(path=path, file=file, text=text)
     for item in tree.children:
         _index_item(mod, item, errors)
+        if len(errors) >= limits.max_errors:  # 21,000 duplicate declarations are not 21,000 reports
+            return None
     for item in tree.children:
         if item.data == "use_decl":
             _resolve_use(mod, item, root, limits, errors, stack + (key,), done)

@@ -136,14 +136,15 @@ def _forward_lines(arch: Architecture) -> list[str]:
     names = _Names(set(inputs) | {"self", "torch", "nn"})
     var = {i: i for i in inputs}
     notes = _scope_notes(arch)
-    scope_names = sorted(notes, key=len, reverse=True)
     blocks = {sc.name: sc.block for sc in arch.scopes}
     lines, announced = [], set()
     for i, node in enumerate(arch.nodes):
         # A comment where a scope starts: every block call entered here (outermost first), and the
-        # innermost scope even when it is a plain group.
-        inner = next((s for s in scope_names if node.name.startswith(s + ".")), None)
-        for s in sorted((s for s in scope_names if node.name.startswith(s + ".") and s not in announced), key=len):
+        # innermost scope even when it is a plain group. The node's own prefixes, not every scope: linear.
+        parts = node.name.split(".")
+        enclosing = [p for p in (".".join(parts[:k]) for k in range(1, len(parts))) if p in notes]
+        inner = enclosing[-1] if enclosing else None
+        for s in (s for s in enclosing if s not in announced):
             if s == inner or blocks.get(s):
                 announced.add(s)
                 lines.append(f"# {notes[s]}")
