@@ -6,7 +6,7 @@ import sys
 
 from . import __version__
 from .commands import discover
-from .errors import SpecError
+from .errors import SpecError, printable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except (OSError, ValueError) as exc:  # files that cannot be written, bad option values
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return 1
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from .analysis import human
 from .errors import Diagnostic, SpecError, printable
 from .limits import MAX_DIAGRAM_BOXES
+from .output import write_atomic
 from .ir import Architecture, Node
 from .ops import REGISTRY
 
@@ -343,9 +344,7 @@ def render_bytes(arch: Architecture | Diagram, fmt: str, depth: int | None = Non
 def render(arch: Architecture, path: str | Path, fmt: str | None = None, depth: int | None = None) -> Path:
     """Write the diagram of `arch` to `path`; the format from `fmt` or the extension."""
     data = render_bytes(arch, format_for(path, fmt), depth)
-    p = Path(path)
-    p.write_bytes(data)
-    return p
+    return write_atomic(path, data)
 
 
 __all__ = ["Box", "Diagram", "FORMATS", "build", "format_for", "render", "render_bytes", "run_dot",

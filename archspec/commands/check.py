@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from . import add_spec_args, command, parse_overrides
-from ..errors import SpecError
+from ..errors import SpecError, printable
 
 
 def configure(p):
@@ -48,7 +48,7 @@ def run(args) -> int:
     for spec in args.spec:
         for target, variant, module in _expand(targets(spec, args.variant)):
             checked += 1
-            label = f"{target}" + (f" [{variant}]" if variant else "")
+            label = printable(f"{target}" + (f" [{variant}]" if variant else ""))
             try:
                 if isinstance(module, SpecError):
                     raise module

@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 
 from . import add_spec_args, command, load_spec
-from ..errors import SpecError
+from ..errors import SpecError, printable
+from ..output import write_atomic
 
 
 def configure(p):
@@ -41,7 +42,6 @@ def run(args) -> int:
     if args.output == "-":
         sys.stdout.write(data.decode())
         return 0
-    with open(args.output, "wb") as f:
-        f.write(data)
-    print(f"wrote {args.output} ({fmt}, {len(data):,} bytes)", file=sys.stderr)
+    write_atomic(args.output, data)
+    print(printable(f"wrote {args.output} ({fmt}, {len(data):,} bytes)"), file=sys.stderr)
     return 0

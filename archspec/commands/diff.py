@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from . import add_format_arg, command, parse_overrides
-from ..errors import SpecError
+from ..errors import SpecError, printable
 
 
 def configure(p):
@@ -62,9 +62,9 @@ def run(args) -> int:
     d = diff(arch_a, arch_b, args.depth, title_a, title_b)
     text = {"md": to_markdown, "json": to_json}.get(args.format, lambda x: to_table(x, args.all))(d)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text)
-        print(f"wrote {args.output}", file=sys.stderr)
+        from ..output import write_atomic
+        write_atomic(args.output, text)
+        print(printable(f"wrote {args.output}"), file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import add_spec_args, command, load_spec
-from ..errors import SpecError
+from ..errors import printable
+from ..output import atomic_folder
 
 
 def configure(p):
@@ -18,29 +19,37 @@ def configure(p):
                    help="a state_dict file (.pt/.pth loaded with weights_only=True, or .safetensors); "
                         "default: fresh weights, initialised as the spec says")
     p.add_argument("--static-batch", action="store_true", help="a fixed batch of 1 instead of a dynamic axis")
+    p.add_argument("--no-compare", action="store_true",
+                   help="do not compare onnxruntime's outputs with PyTorch's on a random sample")
 
 
 @command("export", "Export a spec to ONNX (checked with onnx's full checker and shape inference).", configure)
 def run(args) -> int:
     arch = load_spec(args)
-    from compiler.onnx import check, to_onnx  # heavy: onnx, numpy, torch (for the weights)
+    from compiler.onnx import check, compare_outputs, to_onnx  # heavy: onnx, numpy, torch (for the weights)
+    from compiler.torch import to_torch
 
     out = Path(args.output or f"{arch.title}.onnx")
-    model = to_onnx(arch, out, state_dict=args.weights, opset=args.opset, dynamic_batch=not args.static_batch,
-                    dtype=args.dtype, fold_bn=args.fold_bn)
-    params = sum(_numel(t.dims) for t in model.graph.initializer)
-    size = out.stat().st_size
-    print(f"wrote {out}: {len(model.graph.node)} nodes, {params / 1e6:.2f}M parameters, {size / 2**20:.1f} MiB, "
+    module = to_torch(arch, weights=args.weights)
+    # Written and checked in a temporary folder beside `out`, then renamed into place: a model that fails
+    # its checks, or half a model (a killed export), never lands where a deployment could pick it up, and
+    # parallel exports to one path each check their own file.
+    with atomic_folder(out) as folder:
+        tmp = folder / out.name
+        model = to_onnx(arch, tmp, module=module, opset=args.opset, dynamic_batch=not args.static_batch,
+                        dtype=args.dtype, fold_bn=args.fold_bn)
+        params, nodes = sum(_numel(t.dims) for t in model.graph.initializer), len(model.graph.node)
+        size = tmp.stat().st_size
+        del model  # the checker reads the file (models over 2 GB included)
+        compared = check(arch, tmp)
+        worst = None if args.no_compare else compare_outputs(arch, module, tmp, args.dtype)
+    print(printable(f"wrote {out}: {nodes} nodes, {params / 1e6:.2f}M parameters, {size / 2**20:.1f} MiB, "
           f"opset {args.opset}, {args.dtype}, batch {'1' if args.static_batch else 'dynamic'}"
-          + (", batch norms folded" if args.fold_bn else ""))
-    del model  # the checker reads the file (models over 2 GB included)
-    try:
-        compared = check(arch, out)
-    except SpecError:
-        out.unlink()  # never leave a model that failed its checks where a deployment could pick it up
-        raise
+          + (", batch norms folded" if args.fold_bn else "")))
     print("checker: ok (full check)")
     print(f"shapes match the IR: {compared} of {compared} values")
+    if worst is not None:
+        print(f"outputs match PyTorch on a random sample (largest difference {worst:.2g} of the output's scale)")
     return 0
 
 
