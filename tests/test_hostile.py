@@ -567,3 +567,29 @@ def test_every_command_is_bounded_on_small_files(tmp_path):
             failures.append(f"{' '.join(args[:1] + [Path(args[1]).name] + args[2:3])}: rc {rc}, {cpu:.1f} s CPU, "
                             f"{rss_kb / 1024:.0f} MB, traceback {traceback}")
     assert not failures, "\n".join(failures)
+
+
+# ---------------------------------------------------------------- the fuzzer's new surfaces, briefly
+
+@pytest.mark.parametrize("kind, n", [("ir", 300), ("filename", 150), ("python", 40)])
+def test_fuzz_hostile_surfaces(kind, n, tmp_path):
+    """A fixed-seed taste of benchmarks/fuzz.py's new surfaces (the campaign runs them for minutes)."""
+    import importlib.util
+    loader = importlib.util.spec_from_file_location("archspec_fuzz_hostile", REPO / "benchmarks" / "fuzz.py")
+    fuzz = importlib.util.module_from_spec(loader)
+    sys.modules["archspec_fuzz_hostile"] = fuzz
+    loader.loader.exec_module(fuzz)
+    import random
+    c = fuzz.Chooser(random.Random(16))
+    importer = fuzz.AuditedImporter(tmp_path) if kind == "python" else None
+    outcomes = {}
+    try:
+        for _ in range(n):
+            out = (fuzz.run_ir_case(c) if kind == "ir" else fuzz.run_filename_case(c, tmp_path) if kind == "filename"
+                   else fuzz.run_python_case(c, tmp_path, importer))
+            assert not out.failed, f"{out.kind}: {out.detail}"
+            outcomes[out.kind] = outcomes.get(out.kind, 0) + 1
+    finally:
+        if importer is not None:
+            importer.close()
+    assert outcomes.get("ok", 0) >= n // 20, outcomes  # the cases reach the end, not only errors
