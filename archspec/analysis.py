@@ -405,36 +405,5 @@ def bytes_text(n: int) -> str:
 
 # ---------------------------------------------------------------- the IR as JSON
 
-def ir_from_json(text: str | bytes) -> Architecture:
-    """Load an IR dumped with `arch.model_dump_json()` (`archspec analyze --format ir`)."""
-    from pydantic import ValidationError
 
-    from .errors import Diagnostic, SpecError
-    try:
-        arch = Architecture.model_validate_json(text)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise SpecError(Diagnostic(f"not a valid archspec IR: {first.get('msg')}" + (f" at {where}" if where else "")
-                                   + (f" ({exc.error_count()} problems)" if exc.error_count() > 1 else ""), None,
-                                   "dump one with 'archspec analyze SPEC --format ir'")) from None
-    # Pydantic checks the fields; the graph itself must also make sense before any pass walks it.
-    known = {i.name for i in arch.inputs}
-    for node in arch.nodes:
-        if node.op not in REGISTRY:
-            raise SpecError(Diagnostic(f"IR node '{node.name}' uses unknown op '{node.op}'", _pos(node),
-                                       "the IR was written by another version of archspec?"))
-        missing = [x for x in node.inputs if x not in known]
-        if missing:
-            raise SpecError(Diagnostic(f"IR node '{node.name}' reads '{missing[0]}' before it is defined", _pos(node),
-                                       "nodes must be in topological order"))
-        known.add(node.name)
-    for out in arch.outputs:
-        if out.node not in known:
-            raise SpecError(Diagnostic(f"IR output '{out.name}' names no node ('{out.node}')", None))
-    return arch
-
-
-def _pos(node):
-    from .errors import Pos
-    return Pos(node.span.file, node.span.line, node.span.col)
+from .irdump import ir_from_json  # noqa: E402,F401  (archspec.analysis.ir_from_json: the validated way in)

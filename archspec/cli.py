@@ -6,7 +6,7 @@ import sys
 
 from . import __version__
 from .commands import discover, name_options
-from .errors import SpecError
+from .errors import SpecError, printable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except (OSError, ValueError) as exc:  # files that cannot be written, bad option values
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return 1
 
 

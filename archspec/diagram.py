@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .analysis import human
-from .errors import Diagnostic, SpecError
+from .errors import Diagnostic, SpecError, printable
+from .limits import MAX_DIAGRAM_BOXES
+from .output import write_atomic
 from .ir import Architecture, Node
 from .ops import REGISTRY
 
@@ -57,6 +59,7 @@ class Diagram:
     edges: list[tuple[str, str]]
     clusters: dict[str, str | None] = field(default_factory=dict)  # scope path -> block name, outermost first
     summary: str = ""
+    note: str = ""           # what was collapsed or cut to keep the diagram drawable
 
     def box(self, id: str) -> Box:
         return next(b for b in self.boxes if b.id == id)
@@ -83,9 +86,58 @@ def _op_summary(node: Node) -> str:
 
 
 def build(arch: Architecture, depth: int | None = None) -> Diagram:
-    """The boxes and edges of `arch` with nodes collapsed to `depth` name parts (None or 0: every node)."""
+    """The boxes and edges of `arch` with nodes collapsed to `depth` name parts (None or 0: every node).
+
+    A diagram has at most MAX_DIAGRAM_BOXES boxes (Graphviz and Mermaid choke on more): past it the nodes
+    are collapsed to the deepest depth that fits, else the boxes past the limit are cut into one; either
+    way `note` (also in the summary) says so."""
     if depth is not None and depth < 0:
         raise ValueError("depth must be 0 (every node) or more")
+    d = _build(arch, depth)
+    if len(d.boxes) <= MAX_DIAGRAM_BOXES:
+        return d
+    lo, hi = 1, (depth or max(n.name.count(".") + 1 for n in arch.nodes)) - 1
+    best = None
+    while lo <= hi:  # the box count grows with the depth: the deepest depth that fits, by bisection
+        mid = (lo + hi) // 2
+        trial = _build(arch, mid)
+        if len(trial.boxes) <= MAX_DIAGRAM_BOXES:
+            best, lo = (mid, trial), mid + 1
+        else:
+            hi = mid - 1
+    if best is not None:
+        shallower, d = best
+        return _noted(d, f"{len(arch.nodes):,} layers collapsed to depth {shallower} to stay within "
+                         f"{MAX_DIAGRAM_BOXES} boxes")
+    return _cut(_build(arch, 1), MAX_DIAGRAM_BOXES)
+
+
+def _noted(d: Diagram, note: str) -> Diagram:
+    d.note = note
+    d.summary = f"{d.summary} · {note}"
+    return d
+
+
+def _cut(d: Diagram, limit: int) -> Diagram:
+    """The first `limit` boxes, the rest drawn as one: for a network too flat to collapse."""
+    ends = [b for b in d.boxes if b.kind in ("input", "output")]
+    inner = [b for b in d.boxes if b.kind not in ("input", "output")]
+    keep, rest = inner[:limit - len(ends) - 1], inner[limit - len(ends) - 1:]
+    more = Box("more", "group", f"{len(rest):,} more boxes", "not drawn", rest[-1].shape, sum(b.params for b in rest))
+    dropped = {b.id for b in rest}
+    edges = {}
+    for a, b in d.edges:
+        a, b = ("more" if a in dropped else a), ("more" if b in dropped else b)
+        if a != b:
+            edges[(a, b)] = None
+    boxes = [b for b in ends if b.kind == "input"] + keep + [more] + [b for b in ends if b.kind == "output"]
+    ids = {b.id for b in boxes}
+    clusters = {c: blk for c, blk in d.clusters.items() if any(i.startswith(c + ".") for i in ids)}
+    return _noted(Diagram(d.title, boxes, list(edges), clusters, d.summary),
+                  f"{len(rest):,} of {len(inner):,} boxes not drawn (over {limit}): see 'archspec analyze'")
+
+
+def _build(arch: Architecture, depth: int | None) -> Diagram:
     shapes = arch.shapes()
     blocks = {s.name: s.block for s in arch.scopes}
 
@@ -178,7 +230,7 @@ def _walk(d: Diagram):
 
 
 def _q(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + printable(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def to_dot(d: Diagram) -> str:
@@ -199,7 +251,7 @@ def to_dot(d: Diagram) -> str:
             out.append(f"{indent}}}")
         else:
             b = item[0]
-            label = "\\n".join(x.replace("\\", "\\\\").replace('"', '\\"') for x in b.lines())
+            label = "\\n".join(printable(x).replace("\\", "\\\\").replace('"', '\\"') for x in b.lines())
             attrs = [f'label="{label}"', f'fillcolor="{_COLOURS.get(b.kind, _COLOURS["other"])}"']
             if b.kind == "merge":
                 attrs.append("shape=ellipse")
@@ -234,14 +286,14 @@ def run_dot(dot_text: str, fmt: str, timeout: float = 300) -> bytes:
 # ---------------------------------------------------------------- Mermaid
 
 def _m(text: str) -> str:
-    return text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    return printable(text).replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
 
 
 def to_mermaid(d: Diagram) -> str:
     """Mermaid flowchart text (renders in GitHub and GitLab pull requests without any program)."""
     ids = {b.id: f"n{i}" for i, b in enumerate(d.boxes)}
     cids = {c: f"c{i}" for i, c in enumerate(d.clusters)}
-    out = ["---", f"title: {_m(d.title)} · {d.summary}", "---", "flowchart TB"]
+    out = ["---", f"title: {_m(d.title)} · {_m(d.summary)}", "---", "flowchart TB"]
     for event, *item, depth in _walk(d):
         indent = "  " * depth
         if event == "open":
@@ -277,9 +329,9 @@ def format_for(path: str | Path, fmt: str | None = None) -> str:
     return _EXTENSIONS[ext]
 
 
-def render_bytes(arch: Architecture, fmt: str, depth: int | None = None) -> bytes:
-    """The diagram of `arch` in one of FORMATS, as bytes."""
-    d = build(arch, depth)
+def render_bytes(arch: Architecture | Diagram, fmt: str, depth: int | None = None) -> bytes:
+    """The diagram of `arch` (or a Diagram already built) in one of FORMATS, as bytes."""
+    d = arch if isinstance(arch, Diagram) else build(arch, depth)
     if fmt == "dot":
         return to_dot(d).encode()
     if fmt == "mermaid":
@@ -292,9 +344,7 @@ def render_bytes(arch: Architecture, fmt: str, depth: int | None = None) -> byte
 def render(arch: Architecture, path: str | Path, fmt: str | None = None, depth: int | None = None) -> Path:
     """Write the diagram of `arch` to `path`; the format from `fmt` or the extension."""
     data = render_bytes(arch, format_for(path, fmt), depth)
-    p = Path(path)
-    p.write_bytes(data)
-    return p
+    return write_atomic(path, data)
 
 
 __all__ = ["Box", "Diagram", "FORMATS", "build", "format_for", "render", "render_bytes", "run_dot",

@@ -14,6 +14,7 @@ import difflib
 import json
 from dataclasses import dataclass
 
+from .errors import md_code, printable
 from .analysis import Report, ScopeStats, analyze, bytes_text, human
 from .ir import Architecture
 
@@ -120,10 +121,15 @@ def rf_text(field, local: bool = False) -> str:
 def _sides(arch: Architecture, report: Report, depth: int) -> dict[str, Side]:
     nodes = {n.name: n for n in arch.nodes}
     scopes = {s.name for s in arch.scopes}
+    # The layers of each scope, grouped in one pass as Report.scopes groups them (scanning every layer for
+    # every scope took minutes on 49,000 layers).
+    by_scope: dict[str, list] = {}
+    for r in report.layers:
+        by_scope.setdefault(".".join(r.name.split(".")[:depth]), []).append(r)
     out: dict[str, Side] = {}
     for s in report.scopes(depth):
         prefix = s.name + "."
-        members = [r for r in report.layers if r.name == s.name or r.name.startswith(prefix)]
+        members = by_scope[s.name]
         # Its blocks: the direct sub-scopes (block calls, groups), not its single layers.
         children = {prefix + r.name[len(prefix):].split(".")[0] for r in members if r.name.startswith(prefix)}
         out[s.name] = Side(s.block, len(children & scopes), s.layers, s.params, s.macs, s.memory, s.shape,
@@ -141,13 +147,19 @@ def _signature(s: ScopeStats, members, nodes) -> tuple:
                   tuple(rel(x) for x in r.inputs), r.shape) for r in members)
 
 
+MAX_ALIGNED = 4_000  # scopes of both sides aligned by difflib; past it, a linear merge
+
+
 def _align(a: list[str], b: list[str]) -> list[str]:
     """Names of both sides in network order: A's order, with B's new scopes where B has them."""
+    if len(a) + len(b) > MAX_ALIGNED:  # SequenceMatcher can be quadratic: A's order, then B's new scopes
+        return list(dict.fromkeys(a + b))
     out: list[str] = []
+    in_a = set(a)
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
         out.extend(a[i1:i2])
         if tag in ("replace", "insert"):
-            out.extend(x for x in b[j1:j2] if x not in a)
+            out.extend(x for x in b[j1:j2] if x not in in_a)
     return list(dict.fromkeys(out))
 
 
@@ -234,9 +246,9 @@ def _total_rows(d: Diff) -> list[list[str]]:
 
 def to_markdown(d: Diff) -> str:
     """A pull-request comment: totals, the changed scopes, the unchanged ones folded away."""
-    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
-    out = [f"### archspec diff: `{d.a}` → `{d.b}`", "",
-           f"| | `{esc(d.a)}` | `{esc(d.b)}` | Δ | Δ% |", "|---|---:|---:|---:|---:|"]
+    esc = lambda s: printable(str(s)).replace("|", "\\|")  # noqa: E731
+    out = [f"### archspec diff: {md_code(d.a)} → {md_code(d.b)}", "",
+           f"| | {md_code(d.a)} | {md_code(d.b)} | Δ | Δ% |", "|---|---:|---:|---:|---:|"]
     out += ["| " + " | ".join(esc(c) for c in row) + " |" for row in _total_rows(d)]
     changed = d.changed
     out += ["", f"#### {len(changed)} changed scope{'s' if len(changed) != 1 else ''} (depth {d.depth})", ""]
@@ -244,13 +256,12 @@ def to_markdown(d: Diff) -> str:
         out += ["| " + " | ".join(_HEAD) + " |", "|---|---|---|---|---:|---:|---:|---:|---:|---|---|"]
         for r in changed:
             cells = _cells(r)
-            cells[0] = f"`{cells[0]}`"
-            out.append("| " + " | ".join(esc(c) for c in cells) + " |")
+            out.append("| " + " | ".join([md_code(cells[0])] + [esc(c) for c in cells[1:]]) + " |")
     else:
         out.append("No scope changed.")
     same = d.unchanged
     if same:
-        names = ", ".join(f"`{r.name}`" for r in same)
+        names = ", ".join(md_code(r.name) for r in same)
         out += ["", f"<details><summary>{len(same)} unchanged scope{'s' if len(same) != 1 else ''}</summary>", "",
                 names, "", "</details>"]
     out += ["", "<sub>memory: bytes of the layers' outputs, float32, batch 1 · FLOPs = 2 × MACs · "
@@ -266,8 +277,8 @@ def _grid(rows: list[list[str]], right: set[int]) -> list[str]:
 
 def to_table(d: Diff, show_all: bool = False) -> str:
     """Plain text for a terminal."""
-    out = [f"{d.a} -> {d.b}", ""]
-    out += _grid([["", d.a, d.b, "delta", "%"]] + _total_rows(d), {1, 2, 3, 4})
+    out = [printable(f"{d.a} -> {d.b}"), ""]
+    out += _grid([["", printable(d.a), printable(d.b), "delta", "%"]] + _total_rows(d), {1, 2, 3, 4})
     rows = d.rows if show_all else d.changed
     out += ["", f"{len(d.changed)} of {len(d.rows)} scopes changed (depth {d.depth})"]
     if rows:

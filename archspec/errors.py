@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -29,17 +28,21 @@ class Diagnostic:
     # A mistake in a load argument, not in the spec: ("variant", name) or ("param", name); the CLI names its option.
     arg: tuple[str, str] | None = None
 
-    def render(self, sources: dict[str, str] | None = None) -> str:
-        """Render like a compiler: message, location, the line, a caret, the hint."""
-        out = [f"error: {_printable(self.message)}"]
+    def render(self, sources: dict[str, str] | None = None, _lines: dict | None = None) -> str:
+        """Render like a compiler: message, location, the line, a caret, the hint. `_lines` caches the
+        split lines of each file across the diagnostics of one error."""
+        out = [f"error: {printable(self.message)}"]
         if self.pos is not None:
-            out.append(f"  --> {self.pos}")
-            text = (sources or {}).get(self.pos.file)
-            if text is None:
-                text = _read_quietly(self.pos.file)
-            lines = text.split("\n") if text else []  # lines as the lexer counts them (not str.splitlines)
+            out.append(f"  --> {printable(str(self.pos))}")
+            cache = {} if _lines is None else _lines
+            lines = cache.get(self.pos.file)
+            if lines is None:
+                text = (sources or {}).get(self.pos.file)
+                if text is None:
+                    text = _SOURCES.get(self.pos.file)
+                lines = cache[self.pos.file] = text.split("\n") if text else []  # as the lexer counts lines
             if 1 <= self.pos.line <= len(lines):
-                src = _printable(lines[self.pos.line - 1].removesuffix("\r").expandtabs(1))
+                src = printable(lines[self.pos.line - 1].removesuffix("\r").expandtabs(1))
                 gutter = str(self.pos.line)
                 width = 1
                 if self.pos.end_line == self.pos.line and self.pos.end_col > self.pos.col:
@@ -49,28 +52,40 @@ class Diagnostic:
                 out.append(f"{gutter} | {src}")
                 out.append(f"{' ' * len(gutter)} | {' ' * (self.pos.col - 1)}{'^' * width}")
         for note in self.notes:
-            out.append(f"  = note: {_printable(note)}")
+            out.append(f"  = note: {printable(note)}")
         if self.hint:
-            out.append(f"  = hint: {_printable(self.hint)}")
+            out.append(f"  = hint: {printable(self.hint)}")
         return "\n".join(out)
 
 
-def _printable(text: str) -> str:
-    """Control characters from a spec (terminal escapes in a string or comment) are shown as U+FFFD, one for
-    one so that columns still line up: printing a hostile spec's line must not drive the terminal."""
+def printable(text: str) -> str:
+    """Control characters from a spec (terminal escapes in a string or comment, line breaks in a file name)
+    are shown as U+FFFD, one for one so that columns still line up: printing a hostile spec's line must not
+    drive the terminal, and text put in a comment of generated code cannot end the comment's line. The one
+    escaping function for spec text shown anywhere."""
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else "\ufffd" for c in text)
 
 
-def _read_quietly(path: str) -> str | None:
-    try:
-        p = Path(path)
-        if p.stat().st_size > 16 << 20:  # an over-long file is reported without quoting it
-            return None
-        return p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
+def md_code(text) -> str:
+    """Text as a Markdown code span in a table cell: no line break or control character, no backtick to
+    close the span, no '|' to split the cell (names and file names cannot inject headings or links)."""
+    return "`" + printable(str(text)).replace("`", "'").replace("|", "\\|") + "`"
+
+
+# The spec files this process has read (modules.read_module remembers them), by display name: a diagnostic
+# quotes its line from here and never opens the file its position names (an IR dump's span may name
+# /etc/passwd, /dev/zero or a FIFO).
+_SOURCES: dict[str, str] = {}
+_MAX_SOURCES = 256
+
+
+def remember_source(file: str, text: str) -> None:
+    _SOURCES.pop(file, None)
+    _SOURCES[file] = text
+    if len(_SOURCES) > _MAX_SOURCES:
+        _SOURCES.pop(next(iter(_SOURCES)))
 
 
 class SpecError(Exception):
@@ -90,7 +105,8 @@ class SpecError(Exception):
         return self.diagnostics[0]
 
     def render(self) -> str:
-        text = "\n\n".join(d.render(self.sources) for d in self.diagnostics)
+        lines: dict = {}
+        text = "\n\n".join(d.render(self.sources, lines) for d in self.diagnostics)
         if len(self.diagnostics) > 1:
             text += f"\n\n{len(self.diagnostics)} errors"
         return text

@@ -56,9 +56,20 @@ def _num(v, what):
     return v
 
 
+# round()'s digits: past these a float or a 256-bit integer is unchanged, and round(5, -10**9) would
+# compute 10**(10**9) before answering.
+MAX_ROUND_DIGITS = 400
+
+
 def _round(v, ndigits=None):
     _num(v, "round()")
-    return round(v) if ndigits is None else round(v, ndigits)
+    if ndigits is None:
+        return round(v)
+    if isinstance(ndigits, bool) or not isinstance(ndigits, int):
+        raise TypeError(f"the digits must be an integer, got {type_name(ndigits)}")
+    if abs(ndigits) > MAX_ROUND_DIGITS:
+        raise ValueError(f"digits {ndigits} out of range (at most {MAX_ROUND_DIGITS} either way)")
+    return round(v, ndigits)
 
 
 def _int(v):
@@ -227,7 +238,7 @@ class ExprEvaluator:
                 raise EvalError(f"cannot multiply {a_type(seq)} by {a_type(n)}", t)
             if len(seq) * max(n, 0) > self.limits.max_sequence:
                 raise EvalError(f"list longer than {self.limits.max_sequence} items", t, _SEQ_HINT)
-            self._count_built(len(seq) * max(n, 0), t)
+            self.count_built(len(seq) * max(n, 0), t)
             return seq * n
         if sym == "+" and isinstance(a, str) and isinstance(b, str):
             return self._check_len(a + b, t)
@@ -314,6 +325,8 @@ class ExprEvaluator:
         raise EvalError(f"{a_type(v)} is neither true nor false", where)
 
     def _check_int(self, v, where):
+        if isinstance(v, float) and not math.isfinite(v):  # 1e308 * 10, 1e308 // 1e-308: no inf/NaN values
+            raise EvalError("number out of range", where, "a spec computes finite numbers")
         if (isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > self.limits.max_int_bits
                 and abs(v) > 1 << self.limits.max_int_bits):
             raise EvalError(f"integer larger than 2**{self.limits.max_int_bits}", where,
@@ -325,10 +338,10 @@ class ExprEvaluator:
     def _check_len(self, v, where):
         if len(v) > self.limits.max_sequence:
             raise EvalError(f"list longer than {self.limits.max_sequence} items", where, _SEQ_HINT)
-        self._count_built(len(v), where)
+        self.count_built(len(v), where)
         return v
 
-    def _count_built(self, n: int, where) -> None:
+    def count_built(self, n: int, where) -> None:
         # Lists are built from other lists in loops and comprehensions: bound their sum, not only each one.
         self.built += n
         if self.built > self.limits.max_built_items:
@@ -390,17 +403,23 @@ class ExprEvaluator:
     def _enumerate(self, v, start=0):
         if not isinstance(v, (list, tuple)):
             raise TypeError(f"enumerate() of {a_type(v)}")
+        if isinstance(start, bool) or not isinstance(start, int) or abs(start) > 1 << self.limits.max_int_bits:
+            raise TypeError("enumerate()'s start must be an integer within the integer limit")
+        self.count_built(len(v), None)
         return [(i + start, x) for i, x in enumerate(v)]
 
     def _zip(self, *seqs):
         if not all(isinstance(s, (list, tuple)) for s in seqs):
             raise TypeError("zip() expects lists")
+        self.count_built(min((len(s) for s in seqs), default=0) * max(len(seqs), 1), None)
         return [tuple(x) for x in zip(*seqs)]
 
     def _make_divisible(self, v, divisor=8, min_value=None):
         _num(v, "make_divisible()")
         if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
             raise ValueError("the divisor must be a positive integer")
+        if min_value is not None:
+            _num(min_value, "make_divisible()")
         return make_divisible(v, divisor, min_value)
 
 

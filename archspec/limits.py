@@ -18,12 +18,18 @@ class Limits:
     max_sequence: int = 1_000_000            # length of a list, range or string a spec builds
     max_built_items: int = 10_000_000        # items of all lists and strings built while loading, together
     max_steps: int = 1_000_000               # statements run and comprehension items: bounds loops
-    max_params: int = 100_000_000_000        # trainable parameters of the built network
+    max_params: int = 10_000_000_000         # trainable parameters of the built network (40 GB of float32)
     max_activation_bytes: int = 1 << 40      # float32 activation memory for one sample
     max_errors: int = 50                     # diagnostics reported before stopping
+    max_label_chars: int = 200               # one label (node names are joined labels; their bytes count in
+                                             # max_built_items)
 
 
 DEFAULT_LIMITS = Limits()
+
+# What the renderers draw, whatever the network's size: past these they collapse or cut, with a note.
+MAX_TABLE_ROWS = 1_000       # rows of the analyze table: `analyze --format md/json` have them all
+MAX_DIAGRAM_BOXES = 2_000     # boxes of a diagram (Graphviz takes seconds for 2,000, then minutes and GBs)
 
 
 @contextmanager

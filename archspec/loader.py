@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 
+import stat
 from pathlib import Path
 
 from .errors import Diagnostic, SpecError, did_you_mean
@@ -56,10 +57,18 @@ def load(name_or_path: str | Path, variant: str | None = None, *, limits: Limits
     root = path.resolve().parent
     errors: list[Diagnostic] = []
     module = read_module(path, root, limits, errors)
-    arch = None
     if module is not None and not errors:
-        with gc_paused():
-            arch = lower(module, variant, params, limits, errors, input_size)
+        return load_module(module, variant, limits=limits, input_size=input_size, **params)
+    raise SpecError(errors or [Diagnostic("the spec could not be loaded", None)])
+
+
+def load_module(module: SpecModule, variant: str | None = None, *, limits: Limits = DEFAULT_LIMITS,
+                input_size: tuple[int, ...] | None = None, **params) -> Architecture:
+    """Lower a module read once (read_spec_file) at a variant: `check` builds every variant of a family
+    file from one reading of it."""
+    errors: list[Diagnostic] = []
+    with gc_paused():
+        arch = lower(module, variant, params, limits, errors, input_size)
     if errors or arch is None:
         exc = SpecError(errors or [Diagnostic("the spec could not be loaded", None)])
         if module is not None:
@@ -68,18 +77,21 @@ def load(name_or_path: str | Path, variant: str | None = None, *, limits: Limits
     return arch
 
 
-MAX_IR_JSON_BYTES = 256 << 20  # an IR dump of a 200k-node network is ~100 MiB
-
-
 def read_text_bounded(path: str | Path, limit: int, what: str = "file") -> str:
-    """A text file's contents, refusing before reading one larger than `limit` bytes."""
+    """A regular file's text, refusing FIFOs, devices and files over `limit` bytes before reading them."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > limit:
-            raise SpecError(Diagnostic(f"{what} '{path}' is {size:,} bytes, over the limit of {limit:,}", None,
-                                       "is this the right file?"))
-        return path.read_bytes().decode("utf-8")
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise SpecError(Diagnostic(f"{what} '{path}' is not a regular file", None, "give the path of a file"))
+        if info.st_size > limit:
+            raise SpecError(Diagnostic(f"{what} '{path}' is {info.st_size:,} bytes, over the limit of {limit:,}",
+                                       None, "is this the right file?"))
+        with path.open("rb") as f:
+            data = f.read(limit + 1)  # st_size may lie: read at most one byte more than allowed
+        if len(data) > limit:
+            raise SpecError(Diagnostic(f"{what} '{path}' is over the limit of {limit:,} bytes", None))
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(Diagnostic(f"cannot read '{path}': {exc}", None, "check the path")) from None
 

@@ -13,6 +13,7 @@ from .expressions import EvalError, ExprEvaluator, WorkLimit, _Poisoned, bind_ta
 from .ir import INIT_SCHEMES, Architecture, Budget, Input, Node, Output, Scope, Span
 from .limits import Limits
 from .modules import SpecModule
+from .names import input_problem, label_problem
 from .parser import Token, Tree, pos_of
 from .values import BlockValue, OpValue, ShapeView, Tensor, a_type, type_name
 
@@ -228,6 +229,7 @@ class Lowerer:
             self.error(f"the network has more than {self.limits.max_nodes} nodes", where,
                        "lower the repeat counts, or raise Limits.max_nodes")
             raise _Abort()
+        self.ev.count_built(len(name), where)  # long nested names cost memory per node
         self.nodes.append(Node(name=name, op=op.name, inputs=tuple(t.name for t in inputs), attrs=attrs,
                                shape=shape, span=self.span(pos)))
         return Tensor(name, shape, pos)
@@ -342,10 +344,20 @@ class Lowerer:
                 v = self.eval(c.children[0], frame)
                 if isinstance(v, bool) or not isinstance(v, (int, str)):
                     raise EvalError(f"a label can hold an integer or a string, got {type_name(v)}", c)
+                if isinstance(v, str) and len(v) > self.limits.max_label_chars:
+                    raise EvalError(f"a label of over {self.limits.max_label_chars} characters", c,
+                                    "labels name modules: keep them short")
                 parts.append(str(v))
         text = "".join(parts)
+        if len(text) > self.limits.max_label_chars:
+            raise EvalError(f"a label of over {self.limits.max_label_chars} characters", tree,
+                            "labels name modules: keep them short")
+        self.ev.count_built(len(text), tree)  # label bytes count against the work of a load
         if not _LABEL.fullmatch(text):  # labels become module paths, state_dict keys and ONNX names
             raise EvalError(f"invalid label {text!r}", tree, "a label is letters, digits and '_'")
+        problem = label_problem(text)
+        if problem:
+            raise EvalError(problem, tree, "choose another label")
         return text
 
     def s_assign(self, stmt, frame, cursor, cur, label):
@@ -740,6 +752,9 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_s
                 shape = [shape[0], *input_size]
             if any(d < 1 for d in shape):
                 raise EvalError(f"input sizes must be positive, got {list(shape)}", expr)
+            problem = input_problem(tok.value)
+            if problem:
+                raise EvalError(problem, tok, "choose another name for the input")
             low.claim(tok.value, pos, tok)
             inputs.append(Input(name=tok.value, shape=tuple(shape), span=low.span(pos)))
         except EvalError as exc:
@@ -783,18 +798,25 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_s
 
 
 def _check_limits(low: Lowerer, arch: Architecture) -> None:
+    for message, hint in size_problems(arch, low.limits, hints=True):
+        low.errors.append(Diagnostic(message, low.module.network_pos, hint))
+
+
+def size_problems(arch: Architecture, limits: Limits, hints: bool = False) -> list:
+    """The network's size against the limits, checked before any backend allocates: parameters, and the
+    float32 activations of one sample, inputs included. Messages (or (message, hint) pairs)."""
     shapes = arch.shapes()
     params = 0
-    act = 0
+    act = sum(op_table.numel(i.shape) * 4 for i in arch.inputs)  # inputs are allocated too
     for n in arch.nodes:
         op = op_table.REGISTRY[n.op]
         params += op.params(n.attrs, [shapes[i] for i in n.inputs], n.shape)
         act += op_table.numel(n.shape) * 4
-    if params > low.limits.max_params:
-        low.errors.append(Diagnostic(f"the network has {params:,} parameters, over the limit of "
-                                     f"{low.limits.max_params:,}", low.module.network_pos,
-                                     "raise Limits.max_params if this is intended"))
-    if act > low.limits.max_activation_bytes:
-        low.errors.append(Diagnostic(f"the network needs {act:,} bytes of activations per sample, over the limit "
-                                     f"of {low.limits.max_activation_bytes:,}", low.module.network_pos,
-                                     "lower the resolution, or raise Limits.max_activation_bytes"))
+    out = []
+    if params > limits.max_params:
+        out.append((f"the network has {params:,} parameters, over the limit of {limits.max_params:,}",
+                    "raise Limits.max_params if this is intended"))
+    if act > limits.max_activation_bytes:
+        out.append((f"the network needs {act:,} bytes of activations per sample, over the limit "
+                    f"of {limits.max_activation_bytes:,}", "lower the resolution, or raise Limits.max_activation_bytes"))
+    return out if hints else [m for m, _ in out]

@@ -8,7 +8,7 @@ from typing import Any
 
 
 from . import ops as op_table
-from .errors import Diagnostic, Pos, SpecError
+from .errors import Diagnostic, Pos, SpecError, remember_source
 from .limits import Limits
 from .parser import Token, Tree, parse, pos_of
 from .values import BlockValue
@@ -39,8 +39,15 @@ def display_name(path: Path) -> str:
 
 
 def read_module(path: Path, root: Path, limits: Limits, errors: list[Diagnostic], stack: tuple[Path, ...] = (),
-                use_pos: Pos | None = None) -> SpecModule | None:
-    """Read, parse and index a spec file and, recursively, the files it `use`s."""
+                use_pos: Pos | None = None, done: dict | None = None) -> SpecModule | None:
+    """Read, parse and index a spec file and, recursively, the files it `use`s. `done` maps the files
+    already read in this load to their modules: a file used twice (a diamond) is read once, and its blocks
+    are the same blocks on both paths."""
+    done = {} if done is None else done
+    key = path.resolve()
+    if key in done:
+        return done[key]
+    done[key] = None  # a failed read is reported once
     file = display_name(path)
     data = b""
     try:
@@ -64,6 +71,7 @@ def read_module(path: Path, root: Path, limits: Limits, errors: list[Diagnostic]
         errors.append(Diagnostic("spec file contains NUL bytes: it is not a text file",
                                  _byte_pos(data, data.index(b"\x00"), file)))
         return None
+    remember_source(file, text)
     try:
         tree = parse(text, file, limits.max_nesting)
     except SpecError as exc:
@@ -72,9 +80,12 @@ def read_module(path: Path, root: Path, limits: Limits, errors: list[Diagnostic]
     mod = SpecModule(path=path, file=file, text=text)
     for item in tree.children:
         _index_item(mod, item, errors)
+        if len(errors) >= limits.max_errors:  # 21,000 duplicate declarations are not 21,000 reports
+            return None
     for item in tree.children:
         if item.data == "use_decl":
-            _resolve_use(mod, item, root, limits, errors, stack + (path.resolve(),))
+            _resolve_use(mod, item, root, limits, errors, stack + (key,), done)
+    done[key] = mod
     return mod
 
 
@@ -133,7 +144,8 @@ def _index_item(mod: SpecModule, item: Tree, errors: list[Diagnostic]) -> None:
         mod.inits.append(item)
 
 
-def _resolve_use(mod: SpecModule, item: Tree, root: Path, limits: Limits, errors: list[Diagnostic], stack) -> None:
+def _resolve_use(mod: SpecModule, item: Tree, root: Path, limits: Limits, errors: list[Diagnostic], stack,
+                 done: dict) -> None:
     tok = item.children[0]
     where = pos_of(tok, mod.file)
     rel = tok.value[1:-1]
@@ -165,7 +177,7 @@ def _resolve_use(mod: SpecModule, item: Tree, root: Path, limits: Limits, errors
     if not target.is_file():
         errors.append(Diagnostic(f"use of '{rel}': no such file", where, hint))
         return
-    used = read_module(target, root, limits, errors, stack, where)
+    used = read_module(target, root, limits, errors, stack, where, done)
     if used is None:
         return
     for name, block in used.blocks.items():

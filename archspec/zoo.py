@@ -8,8 +8,8 @@ from pathlib import Path
 
 from .resources import zoo_dir
 
-_VARIANT = re.compile(r"^\s*variant\s+([A-Za-z_][A-Za-z0-9_]*)", re.M)
-_ARCH = re.compile(r"^\s*arch\s+([A-Za-z_][A-Za-z0-9_]*)", re.M)
+_VARIANT = re.compile(r"^[ \t]*variant[ \t]+([A-Za-z_][A-Za-z0-9_]*)", re.M)
+_ARCH = re.compile(r"^[ \t]*arch[ \t]+([A-Za-z_][A-Za-z0-9_]*)", re.M)
 
 
 @dataclass(frozen=True)

@@ -400,7 +400,7 @@ def mutate(text: str, c: Chooser) -> str:
     return text
 
 
-_VARIANT = re.compile(r"^\s*variant\s+([A-Za-z_]\w*)", re.M)
+_VARIANT = re.compile(r"^[ \t]*variant[ \t]+([A-Za-z_]\w*)", re.M)
 
 
 def zoo_sources() -> list[tuple[str, str]]:
@@ -520,6 +520,222 @@ def run_case(text: str, variant: str | None, folder: Path, limits: Limits = FUZZ
     return out
 
 
+# ----------------------------------------------------------------------------- hostile surfaces (issue 16)
+# Beyond the front end: generated Python imported under an audit hook, IR dumps mutated and read back,
+# file names with control characters. Each case returns an Outcome, like run_case.
+
+HOSTILE_STRINGS = ['"""', "'''", "\\", '\\"""', '"""; __import__("os").system("touch PWNED") #', "\n", "\r\n",
+                   "\x1b[2J", "\x1b]8;;https:evil\x1b\\", "[link=https:evil]x", "# Heading", "`", "|", "\u2028",
+                   "\x00", "</details>", "```", "${x}", "{}", "%s"]
+HOSTILE_NAMES = ["None", "True", "class", "self", "torch", "nn", "math", "forward", "meta", "graph", "_code",
+                 "recompile", "training", "x", "_get", "build", "Model", "INPUT_SHAPES", "__init__", "code", "to"]
+SMALL_VALID = "arch small\ninput x: [3, 8, 8]\nnetwork {\n    conv(4, 3)\n    stage: { bn();  relu() }\n}\n"
+FILE_NAME_CHARS = ["a", "b", "_", "-", " ", "\t", "\x1b", "\x7f", "\u202e", "'", '"""', "\\", "\n", "[", "]", "`"]
+
+
+def _hostile_text(c: Chooser) -> str:
+    return "".join(c.choice(HOSTILE_STRINGS) for _ in range(c.int(1, 4)))
+
+
+def hostile_spec(c: Chooser) -> tuple[str, str | None, str]:
+    """A generated spec with hostile names and strings spliced in, and a hostile file name for it."""
+    text, variant = generate(c) if c.chance(60) else (SMALL_VALID, None)
+    lines = text.split("\n")
+    for _ in range(c.int(1, 4)):
+        k = c.int(0, 7) % 5 if c.chance(50) else 0
+        if k == 0:    # a string parameter: its value goes into the generated module's docstring
+            quote = c.choice(["'", '"'])
+            value = _hostile_text(c).replace(quote, "").replace("\n", "").replace("\r", "").replace("\x00", "")
+            lines.insert(1, f"param h{c.int(0, 9)} = {quote}{value}{quote}")
+        elif k == 1:  # the arch's name
+            lines = [f"arch {c.choice(HOSTILE_NAMES)}" if ln.startswith("arch ") else ln for ln in lines]
+        elif k == 2:  # an input's name
+            lines = [ln.replace("input x:", f"input {c.choice(HOSTILE_NAMES)}:", 1) for ln in lines]
+        else:         # a label
+            at = next((i for i, ln in enumerate(lines) if ln.startswith("network")), None)
+            if at is not None:
+                lines.insert(at + 1, f"    {c.choice(HOSTILE_NAMES)}: relu()")
+    name = "".join(c.choice(FILE_NAME_CHARS) for _ in range(c.int(1, 8))) + ".arch"
+    return "\n".join(lines), variant, name
+
+
+_AUDITED_IMPORTER = r"""
+import importlib.util, os, sys, traceback
+here = os.path.realpath(sys.argv[1])
+def hook(event, args):
+    if event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.fork", "os.spawn", "os.kill"):
+        raise SystemExit(f"AUDIT {event}")
+    if event == "open" and isinstance(args[0], str) and args[1] and any(ch in str(args[1]) for ch in "wax+"):
+        path = os.path.realpath(args[0])
+        if not path.startswith(here + os.sep) and not path.startswith("/dev/"):
+            raise SystemExit(f"AUDIT write {path}")
+import torch  # before the hook: torch's own start-up is not the generated code
+sys.addaudithook(hook)
+for line in sys.stdin:
+    path = line.strip()
+    try:
+        spec = importlib.util.spec_from_file_location("generated", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.build()
+        print("ok", flush=True)
+    except BaseException as exc:  # reported to the campaign
+        print("FAIL " + " ".join(traceback.format_exception_only(exc)[-1].split())[:300], flush=True)
+"""
+
+
+class AuditedImporter:
+    """One long-lived interpreter that imports generated modules under an audit hook (no process may start,
+    no file outside the folder may be written) and calls their build()."""
+
+    def __init__(self, folder: Path):
+        import os
+        import subprocess
+        self.folder = folder
+        self.proc = subprocess.Popen([sys.executable, "-c", _AUDITED_IMPORTER, str(folder)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, cwd=folder,
+                                     env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    def check(self, source: str) -> str | None:
+        """None when the module imported and built without an audit event, else what happened."""
+        path = self.folder / "generated_model.py"
+        path.write_text(source, encoding="utf-8")
+        self.proc.stdin.write(f"{path}\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().strip()
+        return None if answer == "ok" else (answer or "the importer died")
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def _printable_problem(text: str) -> str | None:
+    bad = sorted({ch for ch in text if not ch.isprintable() and ch != "\n"})
+    return f"control characters {bad!r} reach the output" if bad else None
+
+
+def _write_case(folder: Path, name: str, text: str) -> Path | None:
+    path = folder / name
+    try:
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    except (OSError, UnicodeError):
+        return None
+    return path
+
+
+def run_python_case(c: Chooser, folder: Path, importer: AuditedImporter) -> Outcome:
+    """A hostile spec under a hostile file name -> archspec.load -> emit_python -> an audited import."""
+    text, variant, name = hostile_spec(c)
+    sub = folder / "py"
+    sub.mkdir(exist_ok=True)
+    path = _write_case(sub, name, text)
+    if path is None:
+        return Outcome("error", "file name refused by the system")
+    t0 = time.perf_counter()
+    try:
+        try:
+            arch = archspec.load(path, variant=variant, limits=FUZZ_LIMITS)
+        except SpecError as exc:
+            problem = _printable_problem(exc.render())
+            return Outcome("position", problem, "render:control") if problem else Outcome("error", exc.first.message)
+        from archspec_compiler.pysource import emit_python
+        try:
+            source = emit_python(arch, command=f"archspec compile {name}")
+        except SpecError as exc:
+            return Outcome("error", exc.first.message)
+        problem = importer.check(source)
+        if problem:
+            return Outcome("crash", f"{problem}\n{text}", "python:" + " ".join(problem.split()[:3]))
+        return Outcome("ok", seconds=time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001 - the bug we look for
+        return Outcome("crash", "".join(traceback.format_exception(exc)[-3:]), _signature(exc))
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def mutate_ir(data: dict, c: Chooser) -> dict:
+    """One to three edits of an IR dump's JSON: fields removed, retyped or replaced by hostile values."""
+    hostile = [None, -1, 0, 2 ** 70, 1e308, float("nan"), "", "/etc/passwd", "/dev/zero", [], {}, [[1]], True,
+               "x" * 300] + HOSTILE_STRINGS[:8] + HOSTILE_NAMES[:8]
+    for _ in range(c.int(1, 3)):
+        section = c.choice(["nodes", "nodes", "nodes", "inputs", "outputs", "scopes", "top"])
+        items = data.get(section) if section != "top" else [data]
+        if not isinstance(items, list) or not items:
+            continue
+        item = c.choice(items)
+        if not isinstance(item, dict) or not item:
+            continue
+        key = c.choice(sorted(item))
+        k = c.int(0, 5)
+        if k == 0:
+            del item[key]
+        elif k == 1 and isinstance(item[key], dict) and item[key]:
+            sub = c.choice(sorted(item[key]))
+            item[key][sub] = c.choice(hostile + [item[key][sub], str(item[key][sub])])
+        elif k == 2 and isinstance(item[key], list) and item[key]:
+            item[key][c.int(0, len(item[key]) - 1)] = c.choice(hostile + [1, 3, 7])
+        elif k == 3 and section == "nodes":
+            item[key] = c.choice(items).get(key, item[key])
+        else:
+            item[key] = c.choice(hostile)
+    return data
+
+
+_IR_SEEDS: list = []
+
+
+def run_ir_case(c: Chooser) -> Outcome:
+    """A valid IR (of a zoo model), mutated: archspec.ir_from_json gives an Architecture that every pass reads,
+    or a SpecError; never a traceback, a hang, an opened span or control characters in the output."""
+    if not _IR_SEEDS:
+        _IR_SEEDS.extend(json.loads(archspec.load(n).model_dump_json()) for n in ("lenet5", "resnet18", "googlenet"))
+    data = json.loads(json.dumps(c.choice(_IR_SEEDS)))
+    if c.chance(30):  # a valid dump whose spans name files that must never be opened
+        for node in data["nodes"]:
+            node["span"]["file"] = c.choice(["/etc/passwd", "/dev/zero", "/proc/self/mem", "\x1b[2J.arch", ".."])
+    text = json.dumps(mutate_ir(data, c) if c.chance(80) else data)
+    t0 = time.perf_counter()
+    try:
+        arch = archspec.ir_from_json(text)
+        problem = check_ir(arch)
+        if not problem:
+            from archspec.commands.analyze import markdown
+            problem = _printable_problem(markdown(archspec.analyze(arch), 0))
+        out = Outcome("ir", problem + "\n" + text[:2000], "ir-dump:" + " ".join(problem.split()[:3])) if problem \
+            else Outcome("ok")
+    except SpecError as exc:
+        problem = _printable_problem(exc.render())
+        out = Outcome("position", problem, "ir-dump:render") if problem else Outcome("error", exc.first.message)
+    except Exception as exc:  # noqa: BLE001 - the bug we look for
+        out = Outcome("crash", "".join(traceback.format_exception(exc)[-3:]) + "\n" + text[:2000], _signature(exc))
+    out.seconds = time.perf_counter() - t0
+    if out.seconds > TIME_BOUND:
+        out = Outcome("hang", f"took {out.seconds:.1f} s", "ir-dump:slow", out.seconds)
+    return out
+
+
+def run_filename_case(c: Chooser, folder: Path) -> Outcome:
+    """A hostile spec saved under a file name with control characters: every message about it must reach the
+    terminal without them."""
+    text, variant, name = hostile_spec(c)
+    sub = folder / "names"
+    sub.mkdir(exist_ok=True)
+    path = _write_case(sub, name, text)
+    if path is None:
+        return Outcome("error", "file name refused by the system")
+    try:
+        archspec.load(path, variant=variant, limits=FUZZ_LIMITS)
+        return Outcome("ok")
+    except SpecError as exc:
+        problem = _printable_problem(exc.render())
+        return Outcome("position", problem, "filename:render") if problem else Outcome("error", exc.first.message)
+    except Exception as exc:  # noqa: BLE001 - the bug we look for
+        return Outcome("crash", "".join(traceback.format_exception(exc)[-3:]), _signature(exc))
+    finally:
+        path.unlink(missing_ok=True)
+
+
 # ----------------------------------------------------------------------------- regressions
 
 def minimize(text: str, variant: str | None, signature: str, folder: Path, budget: int = 300) -> str:
@@ -580,12 +796,25 @@ def campaign(n: int | None, seconds: float | None, seed: int, mode: str, save: b
     archspec.load("resnet18")  # build the parser before timing
     t0 = time.perf_counter()
     i = 0
+    kinds = {"both": ["mutate", "generate"], "all": ["mutate", "generate", "ir", "filename", "mutate", "generate",
+                                                     "ir", "python"]}.get(mode, [mode])
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        importer = AuditedImporter(folder) if "python" in kinds else None
         while (n is None or i < n) and (seconds is None or time.perf_counter() - t0 < seconds):
-            kind = mode if mode != "both" else ("generate" if i % 2 else "mutate")
-            text, variant = generate(c) if kind == "generate" else mutated_case(sources, c)
-            out = run_case(text, variant, folder)
+            kind = kinds[i % len(kinds)]
+            text, variant = "", None
+            if kind == "python":
+                out = run_python_case(c, folder, importer)
+                if importer.proc.poll() is not None:  # an audit exit or a crash: start a fresh importer
+                    importer = AuditedImporter(folder)
+            elif kind == "ir":
+                out = run_ir_case(c)
+            elif kind == "filename":
+                out = run_filename_case(c, folder)
+            else:
+                text, variant = generate(c) if kind == "generate" else mutated_case(sources, c)
+                out = run_case(text, variant, folder)
             counts[out.kind] = counts.get(out.kind, 0) + 1
             if out.seconds > slowest[0]:
                 slowest = (out.seconds, f"case {i} ({kind})")
@@ -598,9 +827,14 @@ def campaign(n: int | None, seconds: float | None, seed: int, mode: str, save: b
         print(f"fuzz: {i} cases in {elapsed:.1f} s = {i / elapsed:.0f} cases/s (seed {seed}, mode {mode})")
         print("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         print(f"slowest case: {slowest[0] * 1000:.0f} ms ({slowest[1]})")
+        if importer is not None:
+            importer.close()
         print(f"distinct failures: {len(failures)}")
         for sig, (text, variant, out, origin) in failures.items():
             line = f"  {out.kind}: {sig}  [{origin}]"
+            if not text:  # a hostile surface: the detail holds the case
+                print(line + f"\n    {out.detail[:1500]!r}")
+                continue
             if save:
                 small = minimize(text, variant, sig, folder)
                 line += f" -> {save_regression(small, variant, out, origin).relative_to(REPO)}"
@@ -613,7 +847,8 @@ def main(argv=None) -> int:
     p.add_argument("-n", "--cases", type=int, default=None, help="number of cases (default 20,000 without --seconds)")
     p.add_argument("--seconds", type=float, default=None, help="run for this long instead")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--mode", choices=("both", "generate", "mutate"), default="both")
+    p.add_argument("--mode", choices=("all", "both", "generate", "mutate", "ir", "filename", "python"), default="all",
+                   help="all (default): spec generation and mutation, IR dumps, file names, generated Python")
     p.add_argument("--no-save", action="store_true", help="do not write failing inputs to tests/fixtures/fuzz_regressions")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)

@@ -29,8 +29,10 @@ from onnx import TensorProto, helper
 import archspec
 from archspec.errors import Diagnostic, Pos, SpecError
 from archspec.ir import Architecture, Node
+from archspec.output import atomic_folder, write_atomic
 
-__all__ = ["DTYPES", "LOWERINGS", "Emitter", "check", "compare_shapes", "foldable_bn", "to_onnx"]
+__all__ = ["DTYPES", "LOWERINGS", "Emitter", "check", "compare_outputs", "compare_shapes", "foldable_bn", "save",
+           "to_onnx"]
 
 DTYPES = {"float32": (np.float32, TensorProto.FLOAT), "float16": (np.float16, TensorProto.FLOAT16)}
 MIN_OPSET, MAX_OPSET = 13, 21  # 13: Softmax on one axis, Clip/Squeeze with tensor inputs
@@ -194,12 +196,16 @@ def _pool(g: Emitter, n: Node, out: str, op_type: str, **extra) -> None:
     # more output than onnxruntime and PyTorch compute. There, pool without ceil mode and pad the end
     # just enough to reach PyTorch's last window: the windows start at the same places and are
     # clipped to the input as before.
-    if ceil and any(math.ceil((size[i] + 2 * p[i] - k[i]) / s[i]) + 1 != want[i] for i in range(len(k))):
-        if extra.get("count_include_pad") and any(p):
-            # PyTorch divides by the window clipped to the padded input: pad with zeros explicitly,
-            # then average without counting ONNX's own (end) padding.
-            x = g.emit("Pad", [x, g.const("pads", [0, 0, *p, 0, 0, *p], np.int64)])
-            size, begin, extra = [sz + 2 * pp for sz, pp in zip(size, p)], [0] * len(k), {"count_include_pad": 0}
+    # With count_include_pad, PyTorch divides by the window clipped to the input and its explicit padding,
+    # never by the part that ceil mode hangs past them; so that path too pools without ceil mode.
+    if ceil and (extra.get("count_include_pad") or any(
+            math.ceil((size[i] + 2 * p[i] - k[i]) / s[i]) + 1 != want[i] for i in range(len(k)))):
+        if extra.get("count_include_pad"):
+            # Pad with zeros explicitly (they count), then average without counting ONNX's own end padding.
+            if any(p):
+                x = g.emit("Pad", [x, g.const("pads", [0, 0, *p, 0, 0, *p], np.int64)])
+                size, begin = [sz + 2 * pp for sz, pp in zip(size, p)], [0] * len(k)
+            extra = {"count_include_pad": 0}
         end = [max(0, (w - 1) * st + kk - sz - b) for w, st, kk, sz, b in zip(want, s, k, size, begin)]
         ceil = False
     g.emit(op_type, [x], out, kernel_shape=k, strides=s, pads=begin + end, ceil_mode=int(ceil), **extra)
@@ -462,8 +468,54 @@ def to_onnx(arch: Architecture, path: str | Path | None = None, module=None, sta
         tensor.raw_data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
     helper.set_model_props(model, dict(sorted(_metadata(arch).items())))
     if path is not None:
-        Path(path).write_bytes(model.SerializeToString())
+        save(model, path)
     return model
+
+
+# Models with more initializer bytes than this keep their weights in an external data file beside the model
+# (PATH.data): protobuf cannot serialize a message over 2 GB.
+EXTERNAL_DATA_BYTES = 1_800_000_000
+
+
+def save(model: onnx.ModelProto, path: str | Path) -> None:
+    """Write a model atomically (a temporary file renamed into place), its weights in PATH.data when they
+    pass EXTERNAL_DATA_BYTES (the model then refers to that file by name: it no longer holds them)."""
+    path = Path(path)
+    if sum(len(t.raw_data) for t in model.graph.initializer) < EXTERNAL_DATA_BYTES:
+        write_atomic(path, model.SerializeToString())
+        return
+    with atomic_folder(path) as tmp:
+        onnx.save_model(model, str(tmp / path.name), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=path.name + ".data", size_threshold=1024)
+
+
+def compare_outputs(arch: Architecture, module, path: str | Path, dtype: str = "float32", seed: int = 0) -> float:
+    """Run `module` (torch) and the model at `path` (onnxruntime, CPU) on one random sample and compare every
+    output; SpecError when they disagree. Returns the largest difference relative to the outputs' scale."""
+    import onnxruntime as ort
+    import torch
+    rng = np.random.default_rng(seed)
+    xs = [rng.standard_normal((1, *i.shape)).astype(np.float32) for i in arch.inputs]
+    with torch.no_grad():
+        ys = module.eval()(*[torch.from_numpy(x) for x in xs])
+    ys = [y.numpy() for y in (ys if isinstance(ys, tuple) else (ys,))]
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    np_type = DTYPES[dtype][0]
+    got = sess.run(None, {i.name: x.astype(np_type) for i, x in zip(arch.inputs, xs)})
+    tolerance = 1e-3 if dtype == "float32" else 5e-2
+    worst = 0.0
+    for o, want, have in zip(arch.outputs, ys, got):
+        scale = max(1.0, float(np.abs(want).max(initial=0.0)))
+        err = float(np.abs(want - have.astype(np.float32)).max(initial=0.0)) / scale
+        if not err <= tolerance:  # NaN fails too
+            raise SpecError(f"onnxruntime and PyTorch disagree on output '{o.name}': largest difference "
+                            f"{err:.3g} of the output's scale (tolerance {tolerance:g})",
+                            hint="this is a bug in compiler/onnx.py; please report it with the spec "
+                                 "(--no-compare skips this check)")
+        worst = max(worst, err)
+    return worst
 
 
 # ---------------------------------------------------------------- verification

@@ -10,6 +10,7 @@ its own methods.
 """
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from pathlib import Path
@@ -27,6 +28,61 @@ DEFAULT = ("cuda", "cpu")
 
 _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
              "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
+
+
+def available_memory() -> int:
+    """Bytes of memory this machine can still give (MemAvailable; physical memory where /proc is absent)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+def check_fits(nbytes: int, what: str) -> None:
+    """SpecError before allocating `nbytes` that this machine does not have (instead of an OOM kill)."""
+    free = available_memory()
+    if nbytes > free:
+        from archspec.errors import SpecError
+        raise SpecError(f"{what} needs {nbytes / 2**30:,.1f} GiB, more than the {free / 2**30:,.1f} GiB of memory "
+                        "available", hint="use a smaller model, batch or input size")
+
+
+def check_onnx_file(path: str | Path, limit: int = 1 << 34) -> None:
+    """Refuse, with a SpecError, what is not a readable ONNX model: an empty, oversized or malformed file,
+    or external data that names a file outside the model's folder (read before onnxruntime sees it)."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    from archspec.errors import SpecError
+    path = Path(path)
+    hint = "export one with: archspec export SPEC -o FILE.onnx"
+    if not path.is_file():
+        raise SpecError(f"no such model file: {path}", hint=hint)
+    size = path.stat().st_size
+    if not 0 < size <= limit:
+        raise SpecError(f"{path} is {size:,} bytes: not an ONNX model", hint=hint)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, ValueError, OSError, RuntimeError) as exc:
+        raise SpecError(f"{path} is not an ONNX model ({type(exc).__name__}: {str(exc)[:100]})", hint=hint) from None
+    if not model.graph.node or not model.graph.input:
+        raise SpecError(f"{path} holds no graph (no nodes or inputs)", hint=hint)
+    folder = path.resolve().parent
+    for t in model.graph.initializer:
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        where = {e.key: e.value for e in t.external_data}.get("location", "")
+        target = (folder / where).resolve()
+        if not where or Path(where).is_absolute() or not target.is_relative_to(folder) or not target.is_file():
+            raise SpecError(f"{path}: weight '{t.name[:80]}' names external data {where[:80]!r} outside the "
+                            "model's folder or missing", hint="refused: a model's data lives beside it")
 
 
 def available_providers() -> list[str]:

@@ -15,6 +15,7 @@ constructor call in the standalone source emitter (compiler/pysource.py).
 """
 from __future__ import annotations
 
+import keyword
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -422,11 +423,12 @@ def build_graph(arch: Architecture) -> fx.Graph:
 def class_name(arch: Architecture) -> str:
     """A Python class name for the model: resnet50 -> Resnet50, mobilenet_v2 -> MobilenetV2."""
     text = "".join(part[:1].upper() + part[1:] for part in _identifier(arch.title).split("_") if part)
-    return text if text and not text[0].isdigit() else "Model" + text
+    # 'arch None' would give `class None`: keywords and names that start with a digit get a prefix
+    return text if text and not text[0].isdigit() and not keyword.iskeyword(text) else "Model" + text
 
 
 def _identifier(text: str) -> str:
-    out = "".join(c if c.isalnum() or c == "_" else "_" for c in text)
+    out = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in text)
     return out if out and not out[0].isdigit() else "_" + out
 
 
@@ -438,6 +440,10 @@ def to_torch(arch: Architecture, weights: str | Path | dict | None = None, stric
     strict: missing or unexpected keys are errors (mis-shaped ones always are).
     inplace: run activations in place where no other node reads their input (as torchvision does).
     Raises archspec.SpecError, with spec positions, for ops without a lowering and for bad weights."""
+    from archspec.analysis import analyze
+
+    from .runtime import check_fits
+    check_fits(analyze(arch).params * 4, f"building the weights of {arch.title}")  # before torch allocates them
     root = build_tree(arch, inplace=inplace)
     apply_init(arch, root)
     module = fx.GraphModule(root, build_graph(arch), class_name=class_name(arch))
@@ -531,9 +537,38 @@ def load_weights(module: nn.Module, arch: Architecture, weights: str | Path | di
             diags.append(Diagnostic(f"{len(unexpected)} unexpected weight(s) in the checkpoint, no layer of the "
                                     f"spec has them: {shown}", None,
                                     "check the variant and the layer labels, or pass strict=False"))
+    diags += _value_problems(arch, state, own)
     if diags:
         raise SpecError(diags)
     module.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+
+
+def _value_problems(arch: Architecture, state: dict, own: dict) -> list[Diagnostic]:
+    """Weights whose type or values the model cannot take as they are: another kind of number (int8, bool
+    for float32) or a lossy cast is refused, a lossless one (float16 -> float32) warned about; NaN or
+    infinite values are refused. Each names its key and the node's spec position."""
+    import warnings
+    diags = []
+    for k, want in own.items():
+        got = state.get(k)
+        if got is None or tuple(got.shape) != tuple(want.shape):
+            continue
+        node = _owner(arch, k)
+        where = _pos(node.span) if node else None
+        if got.dtype != want.dtype:
+            same_kind = got.dtype.is_floating_point == want.dtype.is_floating_point and got.dtype != torch.bool
+            lossless = same_kind and torch.equal(got.to(want.dtype).to(got.dtype), got)
+            if not lossless:
+                diags.append(Diagnostic(f"weight '{k}' is {str(got.dtype).removeprefix('torch.')}, the model's is "
+                                        f"{str(want.dtype).removeprefix('torch.')}: converting it would change "
+                                        "its values", where, "save the checkpoint in the model's type"))
+                continue
+            warnings.warn(f"weight '{k}' is {str(got.dtype).removeprefix('torch.')}, converted without loss "
+                          f"to {str(want.dtype).removeprefix('torch.')}", stacklevel=3)
+        if got.dtype.is_floating_point and not bool(torch.isfinite(got).all()):
+            diags.append(Diagnostic(f"weight '{k}' holds NaN or infinite values", where,
+                                    "the checkpoint is corrupt or the training diverged"))
+    return diags
 
 
 def _owner(arch: Architecture, key: str) -> Node | None:

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from . import add_format_arg, add_spec_args, command, parse_overrides
-from ..errors import SpecError
+from ..errors import SpecError, md_code, printable
 
 
 def configure(p):
@@ -38,9 +38,8 @@ def load_arch(args):
         if overrides or size or args.variant:
             raise SpecError(f"'{args.spec}' is an IR dump: it has no parameters, variants or input size to change",
                             hint="analyze the .arch spec instead")
-        from ..analysis import ir_from_json
-        from ..loader import MAX_IR_JSON_BYTES, read_text_bounded
-        return ir_from_json(read_text_bounded(path, MAX_IR_JSON_BYTES, "IR dump"))
+        from ..irdump import read_ir
+        return read_ir(path)
     return load(args.spec, variant=args.variant, input_size=size, **overrides)
 
 
@@ -130,9 +129,11 @@ def table_text(report, depth: int, width: int | None) -> str:
     name_head = "layer" if depth == 0 else "scope"
     heads = [name_head, "op" if depth == 0 else "block / op"] + (["layers"] if depth else []) + [
         "output", "params", "MACs", "RF", "stride"]
+    from ..limits import MAX_TABLE_ROWS
+    all_rows = _rows(report, depth)
     rows = []
-    for name, kind, n, shape, params, macs, f in _rows(report, depth):
-        rows.append([name, kind] + ([str(n)] if depth else []) + [
+    for name, kind, n, shape, params, macs, f in all_rows[:MAX_TABLE_ROWS]:  # json/md have them all
+        rows.append([printable(name), printable(kind)] + ([str(n)] if depth else []) + [
             "x".join(map(str, shape)), f"{params:,}", human(macs), *_field_cells(f, shape)])
     left = {name_head, "op", "block / op", "output"}
 
@@ -168,17 +169,20 @@ def table_text(report, depth: int, width: int | None) -> str:
                                  for c, w, i in zip(row, ws, cols)).rstrip())
         return out
 
-    text = [f"{report.title}: {report.params:,} params, {human(report.macs, 'MACs')}"]
+    text = [f"{printable(report.title)}: {report.params:,} params, {human(report.macs, 'MACs')}"]
     text += lines([heads[i] for i in cols]) + ["  ".join("-" * w for w in ws)]
     for r in rows:
         text += lines([r[i] for i in cols])
+    if len(all_rows) > MAX_TABLE_ROWS:
+        text.append(f"... {len(all_rows) - MAX_TABLE_ROWS:,} more rows not shown: collapse them with --depth, "
+                    "or use --format md or json")
     text.append("")
     import textwrap
     for key, value in _summary(report):
-        text += textwrap.wrap(f"{key:>15}  {value}", width or len(value) + 17, subsequent_indent=" " * 17,
+        text += textwrap.wrap(f"{key:>15}  {printable(value)}", width or len(value) + 17, subsequent_indent=" " * 17,
                               break_long_words=False, break_on_hyphens=False)
     for w in report.warnings:
-        text += textwrap.wrap(f"warning: {w}", width or len(w) + 9, subsequent_indent="  ", break_long_words=False)
+        text += textwrap.wrap(f"warning: {printable(w)}", width or len(w) + 9, subsequent_indent="  ", break_long_words=False)
     return "\n".join(text) + "\n"
 
 
@@ -199,14 +203,14 @@ def table(report, depth: int) -> None:
 
 def markdown(report, depth: int) -> str:
     from ..analysis import human
-    out = [f"### `{report.title}`", "", "| | |", "|---|---|"]
-    out += [f"| {k} | {v} |" for k, v in _summary(report)]
+    out = [f"### {md_code(report.title)}", "", "| | |", "|---|---|"]
+    out += [f"| {k} | {printable(v).replace('|', '/')} |" for k, v in _summary(report)]
     out += ["", f"| {'layer' if depth == 0 else 'scope'} | block / op | output | params | MACs | RF | stride |",
             "|---|---|---|---:|---:|---:|---:|"]
     for name, kind, _n, shape, params, macs, f in _rows(report, depth):
         size, stride = _field_cells(f, shape)
-        out.append(f"| `{name}` | {kind} | {'x'.join(map(str, shape))} | {params:,} | {human(macs, 'MACs')} "
+        out.append(f"| {md_code(name)} | {printable(kind)} | {'x'.join(map(str, shape))} | {params:,} | {human(macs, 'MACs')} "
                    f"| {size} | {stride} |")
     if report.warnings:
-        out += [""] + [f"> warning: {w}" for w in report.warnings]
+        out += [""] + [f"> warning: {printable(w)}" for w in report.warnings]
     return "\n".join(out)

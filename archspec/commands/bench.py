@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import warnings
 from pathlib import Path
 
 from . import add_format_arg, add_spec_args, command, load_spec, progress, require
-from ..errors import SpecError
+from ..errors import SpecError, printable
 
 
 def configure(p):
@@ -26,15 +27,18 @@ def configure(p):
 def _model(args):
     """(ModelProto or path, label): an existing .onnx file, or the spec exported in memory."""
     path = Path(args.spec)
+    from archspec_compiler.runtime import check_fits, check_onnx_file
     if path.suffix == ".onnx":
-        if not path.is_file():
-            raise SpecError(f"no such model file: {path}", hint="export one with: archspec export SPEC -o FILE.onnx")
-        return str(path), path.name
+        check_onnx_file(path)
+        return str(path), printable(path.name)
     arch = load_spec(args)
     require("bench", "onnx", "onnx", "torch")  # a spec is exported first
+    from archspec.analysis import analyze
+    report = analyze(arch)
+    check_fits(report.params * 4 * 3 + report.memory.peak * args.batch, f"benchmarking {arch.title} at batch {args.batch}")
     from archspec_compiler.onnx import to_onnx
     with progress(f"exporting {arch.title} to ONNX"):
-        return to_onnx(arch, dtype=args.dtype), f"{arch.title} ({args.dtype})"
+        return to_onnx(arch, dtype=args.dtype), printable(f"{arch.title} ({args.dtype})")
 
 
 @command("bench", "Time a model (.onnx or a spec) with onnxruntime: latency percentiles and throughput.", configure)
@@ -44,21 +48,31 @@ def run(args) -> int:
     require("bench", "onnx", "onnxruntime", "numpy")
     import numpy as np
 
-    from archspec_compiler.runtime import Session, time_runs
+    from archspec_compiler.runtime import Session, check_fits, time_runs
 
     model, label = _model(args)
     with warnings.catch_warnings(record=True), progress(f"loading {label}"):  # the fallback note comes below, once
         warnings.simplefilter("always")
-        sess = Session(model, providers=args.provider, threads=args.threads)
+        try:
+            sess = Session(model, providers=args.provider, threads=args.threads)
+        except (RuntimeError, OSError) as exc:  # onnxruntime's Fail, InvalidGraph, NotImplemented... are these
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise SpecError(f"onnxruntime cannot load {label}: {first[:300]}") from None
     if sess.fallback:
         print(f"note: {sess.fallback}", file=sys.stderr)
 
     rng = np.random.default_rng(0)
     inputs = []
-    for inp, dtype in zip(sess.inputs, sess.input_dtypes):
+    sizes = []
+    for inp in sess.inputs:
         shape = [args.batch if i == 0 and not isinstance(d, int) else d for i, d in enumerate(inp.shape)]
         if not all(isinstance(d, int) for d in shape):
-            raise ValueError(f"input '{inp.name}' has a dynamic axis other than the batch: {inp.shape}")
+            raise SpecError(f"input '{printable(inp.name)}' has a dynamic axis other than the batch: {inp.shape}")
+        if any(d < 1 for d in shape):
+            raise SpecError(f"input '{printable(inp.name)}' has an impossible shape {shape}")
+        sizes.append(shape)
+    check_fits(sum(8 * math.prod(s) for s in sizes), "the benchmark's inputs")
+    for shape, dtype in zip(sizes, sess.input_dtypes):
         inputs.append(rng.standard_normal(shape).astype(dtype or np.float32))
     batch = inputs[0].shape[0] if inputs and inputs[0].ndim else 1
     runner = sess.runner(*inputs)
@@ -74,7 +88,7 @@ def run(args) -> int:
     if args.format == "json":
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{label}: {sess.providers[0]}, batch {batch}, {args.iters} runs after {args.warmup} warm-up")
+    print(f"{printable(label)}: {sess.providers[0]}, batch {batch}, {args.iters} runs after {args.warmup} warm-up")
     heads = ("p50 ms", "p90 ms", "p99 ms", "mean ms", "min ms", "samples/s")
     cells = [f"{result[k]:.3f}" for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms")]
     cells.append(f"{result['throughput']:.1f}")

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from . import add_spec_args, command, name_options, parse_overrides
-from ..errors import SpecError
+from ..errors import SpecError, printable
 
 
 def configure(p):
@@ -15,42 +15,52 @@ def configure(p):
 
 def targets(spec: str, variant: str | None) -> list[tuple[str, str | None]]:
     """(spec, variant) pairs to check: a folder means its .arch files; a family file means all its variants."""
-    from .. import zoo
     path = Path(spec)
     if path.is_dir():
         return [t for f in sorted(path.rglob("*.arch")) for t in targets(str(f), variant)]
-    if path.suffix == ".arch" and path.is_file() and variant is None:
-        from ..limits import DEFAULT_LIMITS
-        with path.open("rb") as f:  # bounded: load() reports an over-long file
-            text = f.read(DEFAULT_LIMITS.max_file_bytes + 1).decode("utf-8", errors="replace")
-        variants = list(dict.fromkeys(zoo._VARIANT.findall(text)))  # a duplicate is reported once
-        if variants:
-            return [(spec, v) for v in variants]
     return [(spec, variant)]
+
+
+def _expand(pairs):
+    """(target, variant, module) triples: a .arch file without a chosen variant is read once (the module,
+    or the SpecError of reading it) and checked at each of its variants, in declaration order."""
+    from ..loader import read_spec_file
+    for target, variant in pairs:
+        if not (target.endswith(".arch") and variant is None):
+            yield target, variant, None
+            continue
+        try:
+            module = read_spec_file(target)
+        except SpecError as exc:
+            yield target, None, exc
+            continue
+        for v in list(module.variants) or [None]:
+            yield target, v, module
 
 
 @command("check", "Load and validate specs; exit non-zero on any error or broken budget.", configure)
 def run(args) -> int:
     from ..budgets import check_budgets
-    from ..loader import load, read_spec_file
+    from ..loader import load, load_module
     overrides = parse_overrides(args.overrides)
     failed = 0
     checked = 0
     for spec in args.spec:
-        for target, variant in targets(spec, args.variant):
+        for target, variant, module in _expand(targets(spec, args.variant)):
             checked += 1
-            label = f"{target}" + (f" [{variant}]" if variant else "")
+            label = printable(f"{target}" + (f" [{variant}]" if variant else ""))
             try:
-                if target.endswith(".arch") and variant is None:
-                    module = read_spec_file(target)
-                    if module.network is None and not module.variants and not module.blocks:
-                        raise SpecError(f"'{target}' is empty: no network, no variant and no block",
-                                        hint="a spec needs a `network { ... }` (a library for `use`, blocks)")
-                    if module.network is None and not module.variants:  # a library of blocks for `use`
-                        if not args.quiet:
-                            print(f"ok   {label}: library of {len(module.blocks)} blocks")
-                        continue
-                arch = load(target, variant=variant, **overrides)
+                if isinstance(module, SpecError):
+                    raise module
+                if module is not None and module.network is None and not module.variants and not module.blocks:
+                    raise SpecError(f"'{target}' is empty: no network, no variant and no block",
+                                    hint="a spec needs a `network { ... }` (a library for `use`, blocks)")
+                if module is not None and module.network is None and not module.variants:  # blocks for `use`
+                    if not args.quiet:
+                        print(f"ok   {label}: library of {len(module.blocks)} blocks")
+                    continue
+                arch = (load_module(module, variant, **overrides) if module is not None
+                        else load(target, variant=variant, **overrides))
             except SpecError as exc:
                 failed += 1
                 name_options(exc, args)

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 from . import add_spec_args, check_destination, command, load_spec, require
+from ..errors import printable
+from ..output import write_atomic
 
 
 def configure(p):
@@ -27,8 +29,8 @@ def run(args) -> int:
     cmd = "archspec " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compile"] else None
     text = emit_python(arch, inplace=not args.no_inplace, command=cmd)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-        print(f"wrote {args.output}: {arch.title}, {len(arch.nodes)} nodes", file=sys.stderr)
+        write_atomic(args.output, text)
+        print(printable(f"wrote {args.output}: {arch.title}, {len(arch.nodes)} nodes"), file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0

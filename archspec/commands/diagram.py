@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 from . import add_spec_args, check_destination, command, load_spec
-from ..errors import SpecError
+from ..errors import SpecError, printable
+from ..output import write_atomic
 
 
 def configure(p):
@@ -34,16 +35,16 @@ def run(args) -> int:
         check_destination(Path(args.output))
     arch = load_spec(args)
     depth = args.depth or None
-    if fmt in ("mermaid", "md"):
-        n = len(build(arch, depth).edges)
-        if n > MERMAID_MAX_EDGES:
-            print(f"warning: {n} edges; Mermaid renders at most {MERMAID_MAX_EDGES} by default: "
-                  "collapse the diagram with --depth 1 or 2", file=sys.stderr)
-    data = render_bytes(arch, fmt, depth)
+    d = build(arch, depth)
+    if d.note:
+        print(f"note: {d.note}", file=sys.stderr)
+    if fmt in ("mermaid", "md") and len(d.edges) > MERMAID_MAX_EDGES:
+        print(f"warning: {len(d.edges)} edges; Mermaid renders at most {MERMAID_MAX_EDGES} by default: "
+              "collapse the diagram with --depth 1 or 2", file=sys.stderr)
+    data = render_bytes(d, fmt)
     if args.output == "-":
         sys.stdout.write(data.decode())
         return 0
-    with open(args.output, "wb") as f:
-        f.write(data)
-    print(f"wrote {args.output} ({fmt}, {len(data):,} bytes)", file=sys.stderr)
+    write_atomic(args.output, data)
+    print(printable(f"wrote {args.output} ({fmt}, {len(data):,} bytes)"), file=sys.stderr)
     return 0

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from . import add_format_arg, check_destination, command, parse_overrides
-from ..errors import SpecError
+from ..errors import SpecError, printable
 
 
 def configure(p):
@@ -36,15 +36,13 @@ def _title(spec: str, variant: str | None, overrides: list[str], arch) -> str:
 
 def _load(spec: str, variant: str | None, overrides: dict):
     """A spec, or an IR dumped by `archspec analyze --format ir` (a .json file: a build kept from a base branch)."""
-
-    from ..analysis import ir_from_json
     from ..loader import load
     if spec.endswith(".json"):
         if variant or overrides:
             raise SpecError(f"'{spec}' is an IR dump: it has no variants or parameters to change",
                             hint="diff the .arch spec instead")
-        from ..loader import MAX_IR_JSON_BYTES, read_text_bounded
-        return ir_from_json(read_text_bounded(spec, MAX_IR_JSON_BYTES, "IR dump"))
+        from ..irdump import read_ir
+        return read_ir(spec)
     return load(spec, variant=variant, **overrides)
 
 
@@ -70,9 +68,9 @@ def run(args) -> int:
     d = diff(arch_a, arch_b, args.depth, title_a, title_b)
     text = {"md": to_markdown, "json": to_json}.get(args.format, lambda x: to_table(x, args.all))(d)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text)
-        print(f"wrote {args.output}", file=sys.stderr)
+        from ..output import write_atomic
+        write_atomic(args.output, text)
+        print(printable(f"wrote {args.output}"), file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0

@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 from . import command
-from ..errors import SpecError
+from ..errors import SpecError, printable
+from ..output import write_atomic
 
 
 def configure(p):
@@ -17,11 +18,26 @@ def configure(p):
 
 def files(paths: list[str]) -> list[Path]:
     """The .arch files named by the arguments, folders searched recursively, in order, without repeats."""
-    out: list[Path] = []
+    return list(_files(paths))
+
+
+def _files(paths: list[str]) -> dict[Path, Path]:
+    """file -> the folder it was found in (the folder argument, or a file argument's own folder)."""
+    out: dict[Path, Path] = {}
     for p in map(Path, paths):
         found = sorted(p.rglob("*.arch")) if p.is_dir() else [p]
-        out.extend(f for f in found if f not in out)
+        for f in found:
+            out.setdefault(f, p if p.is_dir() else f.parent)
     return out
+
+
+def _target(path: Path, folder: Path) -> Path:
+    """The file to write for `path`: itself, or the file its symlink names if that stays in `folder`."""
+    real = path.resolve()
+    if not real.is_relative_to(folder.resolve()):
+        raise SpecError(f"{path} is a symlink to {real}, outside {folder}: not rewritten",
+                        hint="format the file where it lives")
+    return real
 
 
 @command("fmt", "Rewrite specs in canonical form (4-space indents, operator spacing), keeping comments.", configure)
@@ -39,10 +55,11 @@ def run(args) -> int:
         sys.stdout.write(format_text(text, "<stdin>"))
         return 0
     changed = failed = 0
-    targets = files(args.paths)
+    found = _files(args.paths)
+    targets = list(found)
     for path in targets:
         if not path.is_file():
-            print(f"error: no such spec file: {path}", file=sys.stderr)
+            print(f"error: no such spec file: {printable(str(path))}", file=sys.stderr)
             failed += 1
             continue
         text = None
@@ -62,10 +79,15 @@ def run(args) -> int:
             sys.stdout.writelines(difflib.unified_diff(text.splitlines(True), new.splitlines(True),
                                                        f"{path} (before)", f"{path} (formatted)"))
         elif args.check:
-            print(f"would reformat {path}")
+            print(f"would reformat {printable(str(path))}")
         else:
-            path.write_text(new, encoding="utf-8")
-            print(f"reformatted {path}")
+            try:
+                write_atomic(_target(path, found[path]), new)
+            except SpecError as exc:
+                print(exc.render(), file=sys.stderr)
+                failed += 1
+                continue
+            print(f"reformatted {printable(str(path))}")
     verb = "would be reformatted" if args.check or args.diff else "reformatted"
     print(f"{changed} of {len(targets)} file{'s' if len(targets) != 1 else ''} {verb}"
           + (f", {failed} failed" if failed else ""), file=sys.stderr)

@@ -1,0 +1,46 @@
+"""Names a spec may give. Labels become module attributes, state_dict keys and generated source; input
+names become parameters of generated Python functions. Checked once, in the front end, so that every
+backend (to_torch, compile, ONNX) can use them as they are."""
+from __future__ import annotations
+
+import keyword
+
+# Attributes of torch.nn.Module and torch.fx.GraphModule, and those to_torch sets: a submodule of that
+# name would hide them (tests/test_security.py checks this list against the installed torch).
+MODULE_ATTRIBUTES = frozenset({
+    "T_destination", "add_module", "add_submodule", "apply", "arch_name", "bfloat16", "buffers",
+    "call_super_init", "children", "code", "compile", "cpu", "cuda", "delete_all_unused_submodules",
+    "delete_submodule", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer",
+    "get_extra_state", "get_parameter", "get_submodule", "graph", "half", "input_names", "ipu", "load_state_dict",
+    "meta", "modules", "mtia", "named_buffers", "named_children", "named_modules", "named_parameters",
+    "output_names", "parameters", "print_readable", "recompile", "register_backward_hook", "register_buffer",
+    "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
+    "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook",
+    "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty",
+    "to_folder", "train", "training", "type", "xpu", "zero_grad",
+})
+# Names the generated forward() reads besides its inputs.
+GENERATED_NAMES = frozenset({"self", "torch", "nn", "math"})
+
+
+def label_problem(text: str) -> str | None:
+    """Why a label cannot name a module (None when it can)."""
+    if text.startswith("_"):
+        return f"the label '{text}' starts with '_': such names are reserved for PyTorch's own attributes"
+    if keyword.iskeyword(text):
+        return f"the label '{text}' is a Python keyword"
+    if text in MODULE_ATTRIBUTES:
+        return f"the label '{text}' is the name of a PyTorch module attribute"
+    return None
+
+
+def input_problem(text: str) -> str | None:
+    """Why an input name cannot be a parameter of the generated forward() (None when it can)."""
+    if not text.isidentifier() or text.startswith("_"):
+        return f"the input name '{text}' is reserved (it starts with '_')"
+    if keyword.iskeyword(text):
+        return f"the input name '{text}' is a Python keyword"
+    if text in GENERATED_NAMES:
+        return f"the input name '{text}' is used by the generated code"
+    return None
