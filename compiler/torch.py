@@ -558,7 +558,7 @@ def _identifier(text: str) -> str:
 
 def to_torch(arch: Architecture, weights: str | Path | dict | None = None, strict: bool = True,
              inplace: bool = True, outputs: list[str] | tuple[str, ...] | None = None,
-             inference: bool = False) -> nn.Module:
+             inference: bool | str = False) -> nn.Module:
     """Compile an Architecture to an nn.Module tree like a hand-written one: each block call or labeled
     group that runs as a unit is a module with its own forward (an fx.GraphModule: straight-line code),
     straight chains are nn.Sequential, leaves are the standard nn layers; module paths are node names.
@@ -568,7 +568,9 @@ def to_torch(arch: Architecture, weights: str | Path | dict | None = None, stric
     inplace: run activations in place where no other node reads their input (as torchvision does).
     outputs: feature taps (layer or scope names, e.g. ["layer2", "layer3", "layer4"]): forward returns
     {name: tensor} and only the layers they need are kept (weights are loaded before pruning).
-    inference: an eval-mode build without gradients, each batch norm after a conv/linear folded into it.
+    inference: True gives an eval-mode build without gradients, each batch norm after a conv/linear
+    folded into it (any device); "cpu" also prepacks conv and linear weights for oneDNN (torch's
+    mkldnn modules: no weight reordering per call; CPU only, not traceable by fx/export).
     Raises archspec.SpecError, with spec positions, for ops without a lowering and for bad weights."""
     leaves, kinds = build_leaves(arch, inplace)
     module = assemble(arch, make_plan(arch, kinds), leaves, kinds)
@@ -583,9 +585,13 @@ def to_torch(arch: Architecture, weights: str | Path | dict | None = None, stric
                             hint='to_torch(arch, outputs=["layer2", "layer3", "layer4"])')
         tap_nodes = {t.name: t.node for t in resolve_taps(arch, list(outputs))}
     elide = frozenset()
+    if inference not in (False, True, "cpu"):
+        raise ValueError(f"inference must be False, True or 'cpu', got {inference!r}")
     if inference:
         elide = fold_batchnorms(arch, leaves)
-    if tap_nodes is not None or elide:
+    if inference == "cpu":
+        prepack_cpu(leaves)
+    if tap_nodes is not None or inference:
         p = make_plan(arch, kinds, list(dict.fromkeys(tap_nodes.values())) if tap_nodes else None)
         module = assemble(arch, p, {k: v for k, v in leaves.items() if k in p.nodes}, kinds, tap_nodes, elide)
     info = {"arch_name": arch.title, "input_names": tuple(i.name for i in arch.inputs),
@@ -597,6 +603,20 @@ def to_torch(arch: Architecture, weights: str | Path | dict | None = None, stric
     if inference:
         module.eval().requires_grad_(False)
     return module
+
+
+def prepack_cpu(leaves: dict[str, nn.Module | nn.Parameter]) -> None:
+    """Replace conv and linear leaves by torch's oneDNN modules (torch.utils.mkldnn), which keep the
+    weights in oneDNN's blocked layout: the reorder is done once here instead of in every call."""
+    if not torch.backends.mkldnn.is_available():
+        raise SpecError("inference='cpu' needs a torch built with oneDNN (mkldnn)", hint="use inference=True")
+    from torch.utils import mkldnn
+    kinds = {nn.Conv1d: mkldnn.MkldnnConv1d, nn.Conv2d: mkldnn.MkldnnConv2d, nn.Conv3d: mkldnn.MkldnnConv3d,
+             nn.Linear: mkldnn.MkldnnLinear}
+    for name, leaf in leaves.items():
+        cls = kinds.get(type(leaf))
+        if cls is not None and getattr(leaf, "padding_mode", "zeros") == "zeros" and leaf.weight.device.type == "cpu":
+            leaves[name] = cls(leaf, torch.float).eval()
 
 
 def fold_batchnorms(arch: Architecture, leaves: dict[str, nn.Module]) -> frozenset:
