@@ -503,8 +503,8 @@ def taps(arch: Architecture, names: list[str] | tuple[str, ...], report: Report 
             members = {n.name for n in arch.nodes if n.name.startswith(name + ".")}
             _, ends = boundary(arch, members, {o.node for o in arch.outputs}, readers)
             if len(ends) != 1:
-                problems.append(f"'{name}' " + ("is neither a layer nor a scope" if not members else
-                                                f"has {len(ends)} outputs ({', '.join(ends)}), not one"))
+                problems.append(f"'{name}': " + ("no layer or scope has that name" if not members else
+                                                 f"it passes on {len(ends)} tensors ({', '.join(ends)}), not one"))
                 continue
             node = ends[0]
         row = layers[node]

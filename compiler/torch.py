@@ -481,7 +481,7 @@ def assemble(arch: Architecture, p: Plan, leaves: dict[str, nn.Module | nn.Param
     the others plain containers. Children keep IR order, so state_dict order is IR order."""
     built: dict[str, nn.Module | nn.Parameter] = dict(leaves)
     blocks = {s.name: s.block for s in arch.scopes}
-    errors = []
+    errors = name_errors(arch, p)
     for path in sorted(p.containers, key=lambda q: q.count(".") if q else -1, reverse=True):  # leaves first
         c = p.containers[path]
         holder = nn.Module()
@@ -489,9 +489,6 @@ def assemble(arch: Architecture, p: Plan, leaves: dict[str, nn.Module | nn.Param
             if kinds.get(child) == "function":  # no module: the forward calls a function
                 continue
             name, value = c.rel(child), built[child]
-            if c.callable and c.kind != "sequential" and name in _RESERVED:
-                errors.append(_name_error(arch, child, f"'{name}' is an attribute of the module that runs it"))
-                continue
             try:
                 if isinstance(value, nn.Parameter):
                     holder.register_parameter(name, value)
@@ -520,6 +517,13 @@ def assemble(arch: Architecture, p: Plan, leaves: dict[str, nn.Module | nn.Param
     if errors:
         raise SpecError(errors)
     return built[ROOT]
+
+
+def name_errors(arch: Architecture, p: Plan) -> list[Diagnostic]:
+    """Child names that the forward of their container would not reach (they shadow its attributes)."""
+    return [_name_error(arch, child, f"'{c.rel(child)}' is an attribute of the module that runs it")
+            for c in p.containers.values() if c.callable and c.kind != "sequential"
+            for child in c.children if c.rel(child) in _RESERVED]
 
 
 def _name_error(arch: Architecture, path: str, why: str) -> Diagnostic:
@@ -552,7 +556,7 @@ def _camel(text: str) -> str:
 
 
 def _identifier(text: str) -> str:
-    out = "".join(c if c.isalnum() or c == "_" else "_" for c in text)
+    out = "".join(c if (c.isascii() and c.isalnum()) or c == "_" else "_" for c in text)
     return out if out and not out[0].isdigit() else "_" + out
 
 
@@ -610,13 +614,16 @@ def prepack_cpu(leaves: dict[str, nn.Module | nn.Parameter]) -> None:
     weights in oneDNN's blocked layout: the reorder is done once here instead of in every call."""
     if not torch.backends.mkldnn.is_available():
         raise SpecError("inference='cpu' needs a torch built with oneDNN (mkldnn)", hint="use inference=True")
-    from torch.utils import mkldnn
-    kinds = {nn.Conv1d: mkldnn.MkldnnConv1d, nn.Conv2d: mkldnn.MkldnnConv2d, nn.Conv3d: mkldnn.MkldnnConv3d,
-             nn.Linear: mkldnn.MkldnnLinear}
-    for name, leaf in leaves.items():
-        cls = kinds.get(type(leaf))
-        if cls is not None and getattr(leaf, "padding_mode", "zeros") == "zeros" and leaf.weight.device.type == "cpu":
-            leaves[name] = cls(leaf, torch.float).eval()
+    import warnings
+    with warnings.catch_warnings():  # these modules are TorchScript, whose decorators now warn
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torch.utils import mkldnn
+        kinds = {nn.Conv1d: mkldnn.MkldnnConv1d, nn.Conv2d: mkldnn.MkldnnConv2d, nn.Conv3d: mkldnn.MkldnnConv3d,
+                 nn.Linear: mkldnn.MkldnnLinear}
+        for name, leaf in leaves.items():
+            cls = kinds.get(type(leaf))
+            if cls is not None and getattr(leaf, "padding_mode", "zeros") == "zeros" and leaf.weight.device.type == "cpu":
+                leaves[name] = cls(leaf, torch.float).eval()
 
 
 def fold_batchnorms(arch: Architecture, leaves: dict[str, nn.Module]) -> frozenset:

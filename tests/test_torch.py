@@ -539,7 +539,7 @@ def test_emitted_source_is_readable(tiny):
     forward = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "forward"
                    and "image" in [a.arg for a in n.args.args])
     assert not any(isinstance(n, (ast.For, ast.While)) for n in ast.walk(forward))
-    assert "self.stem['0'] = nn.Conv2d(3, 8, kernel_size=3, padding=1, bias=False)" in text
+    assert "self.stem = nn.Sequential(" in text and "nn.Conv2d(3, 8, kernel_size=3, padding=1, bias=False)," in text
     assert "return (x, x1)" in text or "return (" in text
     assert "class Tiny(nn.Module):" in text and "def build()" in text
 

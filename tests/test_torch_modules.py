@@ -291,3 +291,70 @@ def test_inference_build_matches_the_plain_module(name):
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(fast(x), plain(x), atol=1e-4, rtol=1e-4)
+
+
+def test_inference_cpu_build_prepacks_and_matches():
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN")
+    arch = archspec.load("resnet18", input_size=(64, 64))
+    torch.manual_seed(0)
+    plain = to_torch(arch).eval()
+    fast = to_torch(arch, weights=plain.state_dict(), inference="cpu")
+    assert type(fast.layer1[0].conv1).__name__ == "MkldnnConv2d" and isinstance(fast.layer1[0].bn1, nn.Identity)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(fast(x), plain(x), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError):
+        to_torch(arch, inference="gpu")
+
+
+# ---------------------------------------------------------------- command line and emitted source
+
+def test_analyze_and_compile_report_the_same_taps(tmp_path, capsys):
+    from archspec.cli import main
+    assert main(["analyze", "resnet50", "--input", "96x96", "--outputs", "layer2,layer3,layer4", "--format", "json"]) == 0
+    reported = json.loads(capsys.readouterr().out)["taps"]
+    assert [(t["name"], t["channels"], t["stride"]) for t in reported] == \
+        [("layer2", 512, [8, 8]), ("layer3", 1024, [16, 16]), ("layer4", 2048, [32, 32])]
+    out = tmp_path / "feats.py"
+    assert main(["compile", "resnet50", "--outputs", "layer2,layer3,layer4", "-o", str(out)]) == 0
+    assert "return {'layer2': x, 'layer3': x1, 'layer4': x2}" in out.read_text()
+    assert main(["analyze", "resnet50", "--outputs", "layer9"]) == 1
+    assert "layer9" in capsys.readouterr().err
+
+
+def test_emitted_feature_extractor_equals_to_torch(tmp_path):
+    import importlib.util
+    from compiler.pysource import emit_python
+    arch = archspec.load("resnet18", input_size=(64, 64))
+    names = ["layer2", "layer3", "layer4"]
+    path = tmp_path / "r18_feats.py"
+    path.write_text(emit_python(arch, outputs=names))
+    spec = importlib.util.spec_from_file_location("r18_feats", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    emitted = mod.build().eval()
+    torch.manual_seed(0)
+    ours = to_torch(arch, outputs=names).eval()
+    emitted.load_state_dict(ours.state_dict())
+    assert list(emitted.state_dict()) == list(ours.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        a, b = emitted(x), ours(x)
+    assert list(a) == names and all(torch.equal(a[k], b[k]) for k in names)
+    # the classes a person would write: one per kind of block, chains as nn.Sequential
+    text = path.read_text()
+    assert text.count("class Basic") == 2 and "self.layer1 = nn.Sequential(" in text
+    assert isinstance(emitted.layer2, nn.Sequential) and type(emitted.layer2[0]).__name__ == "Basic2"
+
+
+def test_emitted_comments_are_sanitized(tmp_path):
+    from compiler.pysource import emit_python
+    evil = tmp_path / "we\nird\x1b.arch"
+    evil.write_text("arch evil\ninput x: [3, 8, 8]\nblock b() { c: conv(4, 3, pad = 1); relu() }\n"
+                    "network { stage: b(); gap(); flatten() }\n")
+    text = emit_python(archspec.load(str(evil)))
+    compile(text, "evil.py", "exec")  # still valid Python
+    body = text.split('"""', 2)[2]  # past the header docstring (escaped by the header's own code)
+    assert not any(line.startswith("ird") for line in body.splitlines()) and "\x1b" not in body
+    assert "# stage: b (we?ird?.arch:4)" in body
