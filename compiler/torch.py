@@ -15,6 +15,7 @@ constructor call in the standalone source emitter (compiler/pysource.py).
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections import OrderedDict
 import operator
@@ -409,6 +410,46 @@ class Container(nn.Module):
                            "parent; call the parent, or one of its children")
 
 
+class Block(fx.GraphModule):
+    """A block or the model: an fx.GraphModule (straight-line generated forward) whose children keep the
+    IR's registration order and types through deepcopy and pickling (GraphModule alone re-registers
+    them in call order, and rebuilds passive containers as plain modules)."""
+
+    __str__ = nn.Module.__repr__  # print(model) shows the tree, as torchvision's does
+
+    def __deepcopy__(self, memo):
+        res = super().__deepcopy__(memo)
+        _restore_children(res, {attr: {k: copy.deepcopy(v, memo) for k, v in getattr(self, attr).items()}
+                                for attr in _CHILD_DICTS})
+        return res
+
+    def __reduce__(self):
+        fn, args = super().__reduce__()
+        return (_unpickle_block, (fn, args, {attr: dict(getattr(self, attr)) for attr in _CHILD_DICTS}))
+
+
+_CHILD_DICTS = ("_parameters", "_buffers", "_modules")
+
+
+def _restore_children(module: nn.Module, children: dict[str, dict]) -> None:
+    for attr, values in children.items():
+        getattr(module, attr).clear()
+        getattr(module, attr).update(values)
+
+
+def _unpickle_block(fn, args, children: dict[str, dict]) -> Block:
+    plain = fn(*args)  # GraphModule's own unpickling: the code re-traced into a graph
+    holder = nn.Module()
+    _restore_children(holder, children)
+    block = Block(holder, plain.graph, class_name=type(plain).__name__)
+    _restore_children(block, children)
+    for key, value in plain.__dict__.items():  # attributes GraphModule preserved (arch_name, meta, ...)
+        if key not in block.__dict__:
+            block.__dict__[key] = value
+    block.training = plain.training
+    return block
+
+
 # Attributes of fx.GraphModule that a child module name would shadow (forward is code that reads them).
 _RESERVED = frozenset(dir(fx.GraphModule))
 
@@ -502,13 +543,10 @@ def assemble(arch: Architecture, p: Plan, leaves: dict[str, nn.Module | nn.Param
             module = nn.Sequential(OrderedDict(holder._modules))
         elif c.callable:
             cls = class_name(arch) if path == ROOT else _camel(blocks.get(path) or "block")
-            module = fx.GraphModule(holder, build_graph(arch, p, path, kinds, taps if path == ROOT else None, elide),
-                                    class_name=cls)
-            type(module).__str__ = nn.Module.__repr__  # print(model) shows the tree, as torchvision's does
+            module = Block(holder, build_graph(arch, p, path, kinds, taps if path == ROOT else None, elide),
+                           class_name=cls)
             # GraphModule registers what its code uses, in code order; keep the IR's registration order.
-            for attr in ("_parameters", "_buffers", "_modules"):
-                getattr(module, attr).clear()
-                getattr(module, attr).update(getattr(holder, attr))
+            _restore_children(module, {attr: getattr(holder, attr) for attr in _CHILD_DICTS})
         else:
             module = Container()
             module._parameters.update(holder._parameters)

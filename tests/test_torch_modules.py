@@ -358,3 +358,47 @@ def test_emitted_comments_are_sanitized(tmp_path):
     body = text.split('"""', 2)[2]  # past the header docstring (escaped by the header's own code)
     assert not any(line.startswith("ird") for line in body.splitlines()) and "\x1b" not in body
     assert "# stage: b (we?ird?.arch:4)" in body
+
+
+# ---------------------------------------------------------------- scopes that cannot run as one call
+
+def interleaved():
+    """conv a.0 -> relu b -> conv a.1: scope `a` is left and re-entered, so it only holds its layers."""
+    import tempfile
+    path = Path(tempfile.mkdtemp()) / "inter.arch"
+    path.write_text("arch inter\ninput x: [3, 8, 8]\n"
+                    "network { conv(4, 3, pad = 1); relu(); conv(4, 3, pad = 1); gap(); flatten() }\n")
+    arch = archspec.load(str(path))
+    rename = dict(zip([n.name for n in arch.nodes], ["a.0", "b", "a.1", "pool", "flat"]))
+    nodes = tuple(n.model_copy(update={"name": rename[n.name], "inputs": tuple(rename.get(i, i) for i in n.inputs)})
+                  for n in arch.nodes)
+    outputs = tuple(o.model_copy(update={"node": rename[o.node]}) for o in arch.outputs)
+    return arch.model_copy(update={"nodes": nodes, "outputs": outputs})
+
+
+def test_interleaved_scope_is_a_container_and_survives_copies(tmp_path):
+    import copy
+    import importlib.util
+    from compiler.pysource import emit_python
+    arch = interleaved()
+    torch.manual_seed(0)
+    m = to_torch(arch).eval()
+    assert type(m.a).__name__ == "Container" and list(dict(m.a.named_children())) == ["0", "1"]
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        want = m.flat(m.pool(getattr(m.a, "1")(m.b(getattr(m.a, "0")(x)))))
+        assert torch.equal(m(x), want)
+    for other in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        assert type(other.a).__name__ == "Container"
+        assert list(other.state_dict()) == list(m.state_dict()) == ["a.0.weight", "a.0.bias", "a.1.weight", "a.1.bias"]
+        with torch.no_grad():
+            assert torch.equal(other(x), want)
+    path = tmp_path / "inter.py"
+    path.write_text(emit_python(arch))
+    spec = importlib.util.spec_from_file_location("inter", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    emitted = mod.build().eval()
+    emitted.load_state_dict(m.state_dict())
+    with torch.no_grad():
+        assert torch.equal(emitted(x), want)
