@@ -402,3 +402,16 @@ def test_interleaved_scope_is_a_container_and_survives_copies(tmp_path):
     emitted.load_state_dict(m.state_dict())
     with torch.no_grad():
         assert torch.equal(emitted(x), want)
+
+
+def test_feature_extractor_exports_with_a_dynamic_batch():
+    arch = archspec.load("resnet18", input_size=(64, 64))
+    m = to_torch(arch, outputs=["layer3", "layer4"]).eval()
+    x = torch.randn(2, 3, 64, 64)
+    ep = torch.export.export(m, (x,), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=64)},))
+    with torch.no_grad():
+        for batch in (x, x[:1]):
+            got, want = ep.module()(batch), m(batch)
+            assert set(got) == {"layer3", "layer4"}
+            assert all(torch.allclose(got[k], want[k], atol=1e-5) for k in want)
+    assert set(ep.state_dict) == set(m.state_dict())
