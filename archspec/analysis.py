@@ -407,3 +407,79 @@ def bytes_text(n: int) -> str:
 
 
 from .irdump import ir_from_json  # noqa: E402,F401  (archspec.analysis.ir_from_json: the validated way in)
+
+
+# ---------------------------------------------------------------- feature taps
+
+def boundary(arch: Architecture, members: set[str], outputs: set[str] | frozenset = frozenset(),
+             readers: dict[str, list[str]] | None = None) -> tuple[list[str], list[str]]:
+    """(inputs, outputs) of a set of nodes: the values its nodes read from outside, in order of first
+    use, and its values read outside it or listed in `outputs` (graph outputs, taps), in IR order.
+    `readers` (value -> reading node names) may be passed to avoid recomputing it per call."""
+    readers = readers if readers is not None else consumers(arch)
+    ins: dict[str, None] = {}
+    outs = []
+    for node in arch.nodes:
+        if node.name not in members:
+            continue
+        for x in node.inputs:
+            if x not in members:
+                ins.setdefault(x)
+        if node.name in outputs or any(r not in members for r in readers.get(node.name, ())):
+            outs.append(node.name)
+    return list(ins), outs
+
+
+def consumers(arch: Architecture) -> dict[str, list[str]]:
+    """value name -> the nodes that read it, in IR order."""
+    out: dict[str, list[str]] = {}
+    for node in arch.nodes:
+        for x in dict.fromkeys(node.inputs):
+            out.setdefault(x, []).append(node.name)
+    return out
+
+
+@dataclass(frozen=True)
+class Tap:
+    """A named intermediate tensor for feature extraction: a node, or a scope's single output."""
+
+    name: str
+    node: str
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]  # effective stride of the tensor (per spatial axis), from its receptive field
+
+    @property
+    def channels(self) -> int:
+        return self.shape[0]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "node": self.node, "shape": list(self.shape), "channels": self.channels,
+                "stride": list(self.stride)}
+
+
+def taps(arch: Architecture, names: list[str] | tuple[str, ...], report: Report | None = None) -> list[Tap]:
+    """Resolve feature-tap names (`layer2`, `features.6`, a node name) to tensors, with shape and stride.
+    A scope's tap is the one value it passes on; SpecError naming the tap when there is none or several."""
+    from .errors import SpecError
+    report = report or analyze(arch)
+    layers = {row.name: row for row in report.layers}
+    readers = consumers(arch)
+    out, problems = [], []
+    for name in names:
+        if name in layers:
+            node = name
+        else:
+            members = {n.name for n in arch.nodes if n.name.startswith(name + ".")}
+            _, ends = boundary(arch, members, {o.node for o in arch.outputs}, readers)
+            if len(ends) != 1:
+                problems.append(f"'{name}': " + ("no layer or scope has that name" if not members else
+                                                 f"it passes on {len(ends)} tensors ({', '.join(ends)}), not one"))
+                continue
+            node = ends[0]
+        row = layers[node]
+        out.append(Tap(name, node, row.shape, row.receptive_field.stride))
+    if problems:
+        scopes = sorted({s.name for s in arch.scopes if s.name.count(".") == 0})
+        raise SpecError(f"cannot tap {'; '.join(problems)}",
+                        hint="name a layer or a scope with one output" + (f", e.g. {', '.join(scopes[:6])}" if scopes else ""))
+    return out

@@ -31,6 +31,8 @@ from archspec.errors import Diagnostic, Pos, SpecError
 from archspec.ir import Architecture, Node
 from archspec.output import atomic_folder, write_atomic
 
+from .fold import bn_affine, fold, foldable_bn
+
 __all__ = ["DTYPES", "LOWERINGS", "Emitter", "check", "compare_outputs", "compare_shapes", "foldable_bn", "save",
            "to_onnx"]
 
@@ -128,17 +130,6 @@ def _linear(g: Emitter, n: Node, out: str) -> None:
     if n.attrs["bias"]:
         inputs.append(g.weight(f"{n.name}.bias"))
     g.emit("Gemm", inputs, out, transB=1)
-
-
-def bn_affine(weights: dict, n: Node) -> tuple[np.ndarray, np.ndarray]:
-    """Batch norm at inference as y = x * scale + shift, computed in float64."""
-    c = n.attrs["channels"]
-    gamma = weights.get(f"{n.name}.weight", np.ones(c)) if n.attrs["affine"] else np.ones(c)
-    beta = weights.get(f"{n.name}.bias", np.zeros(c)) if n.attrs["affine"] else np.zeros(c)
-    mean = np.asarray(weights[f"{n.name}.running_mean"], np.float64)
-    var = np.asarray(weights[f"{n.name}.running_var"], np.float64)
-    scale = np.asarray(gamma, np.float64) / np.sqrt(var + n.attrs["eps"])
-    return scale, np.asarray(beta, np.float64) - mean * scale
 
 
 @lowering("bn")
@@ -327,32 +318,7 @@ def _cat(g: Emitter, n: Node, out: str) -> None:
     g.emit("Concat", [g.values[i] for i in n.inputs], out, axis=n.attrs["dim"] + 1)
 
 
-# ---------------------------------------------------------------- batch-norm folding
-
-def foldable_bn(arch: Architecture) -> dict[str, str]:
-    """bn node -> the conv or linear node it can be folded into: the bn's input is read by nothing else
-    and is not a graph output."""
-    readers: dict[str, int] = {}
-    for node in arch.nodes:
-        for i in node.inputs:
-            readers[i] = readers.get(i, 0) + 1
-    outputs = {o.node for o in arch.outputs}
-    ops = {node.name: node.op for node in arch.nodes}
-    return {node.name: node.inputs[0] for node in arch.nodes
-            if node.op == "bn" and ops.get(node.inputs[0]) in ("conv", "linear")
-            and readers[node.inputs[0]] == 1 and node.inputs[0] not in outputs}
-
-
-def _fold(weights: dict[str, np.ndarray], arch: Architecture, pairs: dict[str, str]) -> dict[str, np.ndarray]:
-    """Weights with each folded bn's scale and shift moved into its conv/linear (in float64)."""
-    out = dict(weights)
-    for bn_name, layer in pairs.items():
-        scale, shift = bn_affine(weights, arch.node(bn_name))
-        w = np.asarray(weights[f"{layer}.weight"], np.float64)
-        b = np.asarray(weights.get(f"{layer}.bias", np.zeros(w.shape[0])), np.float64)
-        out[f"{layer}.weight"] = w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
-        out[f"{layer}.bias"] = b * scale + shift
-    return out
+# batch-norm folding: compiler/fold.py (shared with the torch inference build)
 
 
 # ---------------------------------------------------------------- weights
@@ -411,7 +377,7 @@ def to_onnx(arch: Architecture, path: str | Path | None = None, module=None, sta
     weights = _weights(arch, module, state_dict)
     folded = foldable_bn(arch) if fold_bn else {}
     if folded:
-        weights = _fold(weights, arch, folded)
+        weights = fold(weights, arch, folded)
     g = Emitter(arch, weights, opset, dtype)
 
     # The value of an output node is named like the output (unless another value already has that name).

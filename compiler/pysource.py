@@ -1,9 +1,12 @@
 """Standalone PyTorch source from an archspec IR (`archspec compile SPEC --emit python`).
 
-The emitted file imports only torch. Its class builds the same module tree as `to_torch` (same
-`state_dict` keys, order and shapes: the constructor calls come from the same lowering table) and
-has a straight-line `forward` written like hand-written code: the main path is `x`, values that
-are still needed later (a residual's input, a saved tensor) keep their own variable.
+The emitted file imports only torch. It has the module tree `to_torch` builds (compiler/plan.py: same
+`state_dict` keys, order and shapes; the constructor calls come from the same lowering table), written
+as a person would: one class per kind of block (its children passed to its constructor, a
+straight-line `forward`), `nn.Sequential` for chains, and a model class whose `__init__` builds the
+tree and whose `forward` calls its top-level blocks. In each `forward` the main path is `x`; values
+still needed later (a residual's input) keep their own variable. Spec text reaches the file only as
+`repr` literals or as comments stripped of control characters.
 """
 from __future__ import annotations
 
@@ -13,59 +16,63 @@ from pathlib import Path
 
 from torch import nn
 
-from archspec.errors import printable
+from archspec.errors import SpecError, printable
 from archspec.ir import Architecture
 
 from . import torch as backend
+from .plan import Container, Plan
 
 __all__ = ["emit_python"]
 
-_SCOPE_HELP = '''\
-def _get(parent: nn.Module, name: str) -> nn.Module:
-    """A child module by name (used for names that are not Python identifiers, such as "0")."""
-    return parent._modules[name]
+_HELPERS = '''\
+def _sequential(*children: tuple[str, nn.Module]) -> nn.Sequential:
+    """An nn.Sequential with named children (names that are not 0, 1, 2, ...)."""
+    seq = nn.Sequential()
+    for name, module in children:
+        seq.add_module(name, module)
+    return seq
+
+
+class Container(nn.Module):
+    """Holds modules that its parent's forward calls one by one (they run interleaved with others)."""
+
+    def __init__(self, *children: tuple[str, nn.Module]) -> None:
+        super().__init__()
+        for name, module in children:
+            self.add_module(name, module)
 '''
 
 
-def _attr_ok(part: str) -> bool:
-    """Whether `module.part` reaches the child: an identifier that no nn.ModuleDict attribute shadows."""
-    return part.isidentifier() and not keyword.iskeyword(part) and not hasattr(nn.ModuleDict, part)
-
-
-def _path(parts: list[str]) -> str:
-    """Source that reaches a submodule: self.layer1["0"].conv1."""
-    out = "self"
-    for i, part in enumerate(parts):
-        if _attr_ok(part):
-            out += f".{part}"
-        elif i == 0:  # the root is the model class itself (not a ModuleDict): no [] there
-            out = f"_get({out}, {part!r})"
-        else:
-            out += f"[{part!r}]"
-    return out
-
-
-def _assign(parts: list[str], value: str) -> str:
-    parent, leaf = parts[:-1], parts[-1]
-    if _attr_ok(leaf):
-        return f"{_path(parent)}.{leaf} = {value}"
-    if not parent:
-        return f"self.add_module({leaf!r}, {value})"
-    return f"{_path(parent)}[{leaf!r}] = {value}"
+def _comment(text: str) -> str:
+    """Text safe inside a # comment: printable characters only, no line breaks."""
+    return printable(str(text))
 
 
 def _doc(text: str) -> str:
     """Spec text (a path, a parameter value, a command line) made safe inside a triple-quoted docstring:
     no control characters or line breaks, and no quote or backslash that could end or bend the literal."""
-    return printable(text).replace("\\", "\\\\").replace('"', '\\"')
+    return _comment(text).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _attr_ok(part: str) -> bool:
+    """Whether `module.part` reaches the child: an identifier that is no nn.Module attribute."""
+    return part.isidentifier() and not keyword.iskeyword(part) and not hasattr(nn.Module, part)
+
+
+def _path(parts: list[str]) -> str:
+    """Source that reaches a submodule: self.layer1, getattr(self, "0").conv1."""
+    out = "self"
+    for part in parts:
+        out = f"{out}.{part}" if _attr_ok(part) else f"getattr({out}, {part!r})"
+    return out
 
 
 def _scope_notes(arch: Architecture) -> dict[str, str]:
     """scope name -> a comment naming the block it instantiates and where."""
     notes = {}
-    for s in arch.scopes:
-        what = f"{s.block}" if s.block else "group"
-        notes[s.name] = printable(f"{s.name}: {what} ({Path(s.span.file).name}:{s.span.line})")  # comments
+    for sc in arch.scopes:
+        what = f"{sc.block}" if sc.block else "group"
+        notes[sc.name] = _comment(f"{sc.name}: {what} ({Path(sc.span.file).name}:{sc.span.line})")
     return notes
 
 
@@ -77,10 +84,8 @@ def _init_lines(arch: Architecture, specs) -> tuple[list[str], list[str]]:
         fn = backend.INIT.get(scheme)
         if fn is None:
             continue
-        if spec.cls in backend.CUSTOM_MODULES:  # no weights to initialise (and no nn. class to name)
-            continue
         classes = by_scheme.setdefault(fn.__name__, [])
-        if spec.cls not in classes:
+        if spec.cls not in classes and spec.cls not in backend.CUSTOM_MODULES:
             classes.append(spec.cls)
     if not by_scheme:
         return [], []
@@ -126,54 +131,189 @@ class _Names:
             self.free.append(name)
 
 
-def _forward_lines(arch: Architecture) -> list[str]:
-    last_use: dict[str, int] = {}
-    for i, node in enumerate(arch.nodes):
-        for name in node.inputs:
-            last_use[name] = i
-    end = len(arch.nodes)
-    for o in arch.outputs:
-        last_use[o.node] = end  # returned: alive to the end
-    inputs = [i.name for i in arch.inputs]
-    names = _Names(set(inputs) | {"self", "torch", "nn"})
-    var = {i: i for i in inputs}
-    notes = _scope_notes(arch)
-    blocks = {sc.name: sc.block for sc in arch.scopes}
-    lines, announced = [], set()
-    for i, node in enumerate(arch.nodes):
-        # A comment where a scope starts: every block call entered here (outermost first), and the
-        # innermost scope even when it is a plain group. The node's own prefixes, not every scope: linear.
-        parts = node.name.split(".")
-        enclosing = [p for p in (".".join(parts[:k]) for k in range(1, len(parts))) if p in notes]
-        inner = enclosing[-1] if enclosing else None
-        for s in (s for s in enclosing if s not in announced):
-            if s == inner or blocks.get(s):
-                announced.add(s)
-                lines.append(f"# {notes[s]}")
-        args = [var[n] for n in node.inputs]
-        dying = [var[n] for n in dict.fromkeys(node.inputs) if last_use.get(n) == i]
-        if node.op in backend.MERGES:
-            expr = backend.MERGES[node.op].source(args, node.attrs)
+def _forward_lines(p: Plan, c: Container, kinds: dict[str, str], taps: dict[str, str] | None = None
+                   ) -> tuple[list[str], list[str]]:
+    """(argument names, body lines) of container `c`'s forward: one line per layer or block call."""
+    steps = []  # (values read, values written, expression)
+    for item in c.items:
+        rel = c.rel(item).split(".")
+        if item in p.containers:
+            child = p.containers[item]
+            steps.append((list(child.inputs), list(child.outputs), lambda args, rel=rel: f"{_path(rel)}({', '.join(args)})"))
+            continue
+        node = p.nodes[item]
+        kind = kinds[item]
+        if kind == "function":
+            expr = (lambda args, node=node: backend.MERGES[node.op].source(args, node.attrs))
+        elif kind == "parameter":
+            expr = (lambda args, rel=rel: _path(rel))
         else:
-            expr = f"{_path(node.name.split('.'))}({args[0]})"
+            expr = (lambda args, rel=rel: f"{_path(rel)}({', '.join(args)})")
+        steps.append((list(node.inputs), [item], expr))
+    last_use: dict[str, int] = {}
+    for i, (reads, _, _) in enumerate(steps):
+        for name in reads:
+            last_use[name] = i
+    returned = list(taps.values()) if taps is not None else c.outputs
+    for o in returned:
+        last_use[o] = len(steps)  # returned: alive to the end
+    if c.path == "":
+        names = _Names(set(c.inputs) | {"self", "torch", "nn"})
+        var = {i: i for i in c.inputs}
+        args = list(c.inputs)
+    else:
+        names = _Names({"self", "torch", "nn"})
+        var = {i: names.take([]) for i in c.inputs}
+        args = [var[i] for i in c.inputs]
+    lines = []
+    for i, (reads, writes, expr) in enumerate(steps):
+        text = expr([var[n] for n in reads])
+        dying = [var[n] for n in dict.fromkeys(reads) if last_use.get(n) == i]
         for v in dying:  # released before taking: the result may reuse an input's variable
             names.release(v)
-        if node.name in last_use:
-            var[node.name] = names.take(dying)
-            lines.append(f"{var[node.name]} = {expr}")
-        else:  # a dead end (nothing reads it): still run it, as to_torch does
-            lines.append(expr)
-    outs = [var[o.node] for o in arch.outputs]
-    lines.append(f"return {outs[0]}" if len(outs) == 1 else f"return ({', '.join(outs)})")
-    return lines
+        live = [w for w in writes if w in last_use]
+        if not live:  # a dead end (nothing reads it): still run it, as to_torch does
+            lines.append(text)
+            continue
+        targets = []
+        for w in writes:
+            var[w] = names.take(dying) if w in last_use else "_"
+            targets.append(var[w])
+        lines.append(f"{', '.join(targets)} = {text}")
+    if taps is not None:
+        lines.append("return {" + ", ".join(f"{k!r}: {var[v]}" for k, v in taps.items()) + "}")
+    else:
+        outs = [var[o] for o in c.outputs]
+        lines.append(f"return {outs[0]}" if len(outs) == 1 else f"return ({', '.join(outs)})")
+    return args, lines
 
 
-def emit_python(arch: Architecture, inplace: bool = True, command: str | None = None) -> str:
-    """Readable, standalone PyTorch source (imports only torch) for `arch`."""
-    specs = backend.leaf_specs(arch, inplace)
+class _Tree:
+    """The emitted classes and constructor expressions for a plan."""
+
+    def __init__(self, arch: Architecture, p: Plan, specs: dict, kinds: dict[str, str], taken: set[str]):
+        self.arch, self.p, self.specs, self.kinds = arch, p, specs, kinds
+        self.notes = _scope_notes(arch)
+        self.classes: dict[tuple, str] = {}      # (forward, children) -> class name
+        self.sources: list[list[str]] = []       # class definitions, in order of first use
+        self.taken = set(taken)
+        self.heads: set[str] = set()             # the constructors used ("nn.Sequential(", ...)
+
+    def uses(self, head: str) -> bool:
+        return head in self.heads
+
+    def children(self, c: Container) -> list[str]:
+        return [ch for ch in c.children if self.kinds.get(ch) != "function"]
+
+    def klass(self, c: Container) -> str:
+        """The class of a callable block (shared by blocks with the same children and forward)."""
+        args, body = _forward_lines(self.p, c, self.kinds)
+        kids = tuple(c.rel(ch) for ch in self.children(c))
+        is_param = tuple(self.kinds.get(ch) == "parameter" for ch in self.children(c))
+        key = (tuple(args), tuple(body), kids, is_param)
+        if key not in self.classes:
+            base = backend._camel(c.block or "block")
+            name, k = base, 2
+            while name in self.taken:
+                name, k = f"{base}{k}", k + 1
+            self.taken.add(name)
+            self.classes[key] = name
+            params = _params(kids)
+            lines = [f"class {name}(nn.Module):"]
+            note = self.notes.get(c.path)
+            if note:
+                lines.append(f"    # first built for {note}")
+            lines.append(f"    def __init__(self, {', '.join(params)}) -> None:" if params else
+                         "    def __init__(self) -> None:")
+            lines.append("        super().__init__()")
+            for kid, param, flag in zip(kids, params, is_param):
+                lines.append(f"        {_set(kid, param, flag)}")
+            sig = ", ".join(f"{a}: torch.Tensor" for a in args)
+            lines.append("")
+            lines.append(f"    def forward(self, {sig}):")
+            lines.extend(f"        {line}" for line in body)
+            self.sources.append(lines)
+        return self.classes[key]
+
+    def expr(self, path: str, indent: str) -> list[str]:
+        """Source lines of an expression that builds the module (or parameter) at `path`."""
+        if path not in self.p.containers:
+            return [self.specs[path].source()]
+        c = self.p.containers[path]
+        kids = self.children(c)
+        names = [c.rel(ch) for ch in kids]
+        inner = indent + "    "
+        if c.kind == "sequential" and names == [str(i) for i in range(len(names))]:
+            head, items = "nn.Sequential(", [self.expr(ch, inner) for ch in kids]
+        elif c.kind in ("sequential", "passive"):
+            head = "_sequential(" if c.kind == "sequential" else "Container("
+            items = [[f"({n!r}, " + self.expr(ch, inner)[0]] + self.expr(ch, inner)[1:] for n, ch in zip(names, kids)]
+            items = [lines[:-1] + [lines[-1] + ")"] for lines in items]
+        else:
+            head, items = f"{self.klass(c)}(", [self.expr(ch, inner) for ch in kids]
+        self.heads.add(head)
+        note = self.notes.get(path)
+        out = [head + (f"  # {note}" if note else "")]
+        for n, lines in zip(names, items):
+            first = f"{inner}{lines[0]}"
+            out.append(first)
+            out.extend(lines[1:])
+            out[-1] += ","
+            if len(lines) == 1:
+                out[-1] += f"  # {_comment(n)}"
+        out.append(f"{indent})")
+        return out
+
+
+def _params(kids: tuple[str, ...]) -> list[str]:
+    """Constructor argument names for children: the name when it is a plain identifier, else m<name>."""
+    out, seen = [], {"self"}
+    for kid in kids:
+        name = kid if kid.isidentifier() and not keyword.iskeyword(kid) else "m" + backend._identifier(kid).lstrip("_")
+        while name in seen or keyword.iskeyword(name):
+            name += "_"
+        seen.add(name)
+        out.append(name)
+    return out
+
+
+def _set(name: str, value: str, parameter: bool = False) -> str:
+    """Register a child module (or a parameter) under `name` on self."""
+    if _attr_ok(name):
+        return f"self.{name} = {value}"
+    return f"self.{'register_parameter' if parameter else 'add_module'}({name!r}, {value})"
+
+
+def emit_python(arch: Architecture, inplace: bool = True, command: str | None = None,
+                outputs: list[str] | None = None) -> str:
+    """Readable, standalone PyTorch source (imports only torch) for `arch`. outputs: feature taps
+    (layer or scope names): forward returns {name: tensor} and only what they need is built."""
+    leaf = backend.leaf_specs(arch, inplace)
+    specs = {node.name: spec for node, spec in leaf}
+    kinds = backend.node_kinds(arch, specs)
+    taps = None
+    if outputs:
+        from archspec.analysis import taps as resolve_taps
+        taps = {t.name: t.node for t in resolve_taps(arch, list(outputs))}
+    p = backend.make_plan(arch, kinds, list(dict.fromkeys(taps.values())) if taps else None)
+    errors = backend.name_errors(arch, p)
+    if errors:
+        raise SpecError(errors)
     cls = backend.class_name(arch)
-    customs = sorted({s.cls for _, s in specs if s.cls in backend.CUSTOM_MODULES})
-    init_helpers, init_body = _init_lines(arch, specs)
+    specs_used = [(node, spec) for node, spec in leaf if node.name in p.nodes]
+    customs = sorted({s.cls for _, s in specs_used if s.cls in backend.CUSTOM_MODULES})
+    init_helpers, init_body = _init_lines(arch, specs_used)
+    tree = _Tree(arch, p, specs, kinds, {cls, "Container", "Model", *backend.CUSTOM_MODULES})
+    root = p.containers[""]
+    init = []
+    for child in tree.children(root):
+        lines = tree.expr(child, "        ")
+        name = root.rel(child)
+        where = "" if child in p.containers else \
+            f"  # {_comment(Path(p.nodes[child].span.file).name)}:{p.nodes[child].span.line}"
+        value = lines[0] if len(lines) == 1 else "\n".join(lines)
+        init.append(f"        {_set(name, value, kinds.get(child) == 'parameter')}" + (where if len(lines) == 1 else ""))
+    args, body = _forward_lines(p, root, kinds, taps)
 
     out: list[str] = []
     title = _doc(arch.title)
@@ -191,32 +331,23 @@ def emit_python(arch: Architecture, inplace: bool = True, command: str | None = 
     out.append("from torch import nn\n")
     shapes = ", ".join(f"{i.name!r}: {tuple(i.shape)!r}" for i in arch.inputs)
     out.append(f"# Input shapes without the batch axis.\nINPUT_SHAPES = {{{shapes}}}")
-    out.append(f"OUTPUT_NAMES = {tuple(o.name for o in arch.outputs)!r}\n")
+    out.append(f"OUTPUT_NAMES = {tuple(taps) if taps else tuple(o.name for o in arch.outputs)!r}\n")
     out.append("")
-    if any(not _attr_ok(n.name.split(".")[0]) for n, _ in specs):
-        out.append(_SCOPE_HELP + "\n")
+    helpers = _HELPERS.split("\n\n\n")  # _sequential, Container: only those the tree uses
+    out.extend(h.rstrip("\n") + "\n\n" for h, used in zip(helpers, (tree.uses("_sequential("), tree.uses("Container(")))
+               if used)
     for name in customs:
         out.append(inspect.getsource(backend.CUSTOM_MODULES[name]) + "\n")
     for h in init_helpers:
         out.append(h + "\n")
+    for lines in tree.sources:
+        out.append("\n".join(lines) + "\n\n")
 
     out.append(f"class {cls}(nn.Module):")
     out.append(f'    """{title} ({len(arch.nodes)} nodes)."""\n')
     out.append("    def __init__(self) -> None:")
     out.append("        super().__init__()")
-    made: set[tuple[str, ...]] = set()
-    notes = _scope_notes(arch)
-    for node, spec in specs:
-        parts = node.name.split(".")
-        for k in range(1, len(parts)):  # containers, created where first needed (state_dict order)
-            prefix = tuple(parts[:k])
-            if prefix not in made:
-                made.add(prefix)
-                note = notes.get(".".join(prefix))
-                line = _assign(list(prefix), "nn.ModuleDict()")
-                out.append(f"        {line}" + (f"  # {note}" if note else ""))
-        where = printable(f"{Path(node.span.file).name}:{node.span.line}")
-        out.append(f"        {_assign(parts, spec.source())}  # {where}")
+    out.extend(init)
     if init_body:
         out.append("        self._init_weights()\n")
         decl = _doc("; ".join(f'init {k} = "{v}"' for k, v in arch.init.items()))
@@ -224,10 +355,10 @@ def emit_python(arch: Architecture, inplace: bool = True, command: str | None = 
         out.append(f'        """The spec\'s declarations: {decl}."""')
         out.extend(f"        {line}" for line in init_body)
     out.append("")
-    sig = ", ".join(f"{i.name}: torch.Tensor" for i in arch.inputs)
-    ret = "torch.Tensor" if len(arch.outputs) == 1 else "tuple[torch.Tensor, ...]"
+    sig = ", ".join(f"{a}: torch.Tensor" for a in args)
+    ret = "dict[str, torch.Tensor]" if taps else "torch.Tensor" if len(root.outputs) == 1 else "tuple[torch.Tensor, ...]"
     out.append(f"    def forward(self, {sig}) -> {ret}:")
-    out.extend(f"        {line}" for line in _forward_lines(arch))
+    out.extend(f"        {line}" for line in body)
     out.append("\n")
     out.append(f"Model = {cls}\n\n")
     out.append(f"def build() -> {cls}:")
@@ -238,6 +369,7 @@ def emit_python(arch: Architecture, inplace: bool = True, command: str | None = 
     out.append("    inputs = [torch.randn(1, *shape) for shape in INPUT_SHAPES.values()]")
     out.append("    with torch.no_grad():")
     out.append("        y = model(*inputs)")
+    out.append("    y = tuple(y.values()) if isinstance(y, dict) else y")
     out.append("    shapes = [tuple(t.shape) for t in (y if isinstance(y, tuple) else (y,))]")
     out.append(f'    print({arch.title + ":"!r}, sum(p.numel() for p in model.parameters()), "parameters, outputs", shapes)')
     return "\n".join(out) + "\n"

@@ -15,8 +15,11 @@ constructor call in the standalone source emitter (compiler/pysource.py).
 """
 from __future__ import annotations
 
+import copy
 import keyword
 import math
+from collections import OrderedDict
+import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -27,6 +30,8 @@ from torch import nn
 
 from archspec.errors import Diagnostic, Pos, SpecError
 from archspec.ir import Architecture, Node, Span
+
+from .plan import ROOT, Plan, plan
 
 __all__ = ["LOWERINGS", "MERGES", "INIT", "ModuleSpec", "StochasticDepth", "build_module", "load_weights",
            "lower_module", "to_torch"]
@@ -70,12 +75,27 @@ class ModuleSpec:
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
 
-    def build(self) -> nn.Module:
+    @property
+    def is_parameter(self) -> bool:
+        """`ModuleSpec("Parameter", (shape,), {"std": s})`: a learnable tensor (zeros, or normal with std s)
+        that the enclosing container owns at the node's name (ViT's class_token), not a module."""
+        return self.cls == "Parameter"
+
+    def build(self) -> nn.Module | nn.Parameter:
+        if self.is_parameter:
+            data = torch.zeros(*self.args[0])
+            if self.kwargs.get("std"):
+                nn.init.normal_(data, std=self.kwargs["std"])
+            return nn.Parameter(data)
         ctor = CUSTOM_MODULES.get(self.cls) or getattr(nn, self.cls)
         return ctor(*self.args, **self.kwargs)
 
     def source(self) -> str:
         """The constructor call as Python source (nn.X for torch's modules)."""
+        if self.is_parameter:
+            std = self.kwargs.get("std")
+            zeros = f"torch.zeros({', '.join(str(int(d)) for d in self.args[0])})"
+            return f"nn.Parameter(nn.init.normal_({zeros}, std={float(std)!r}))" if std else f"nn.Parameter({zeros})"
         prefix = "" if self.cls in CUSTOM_MODULES else "nn."
         parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
         return f"{prefix}{self.cls}({', '.join(parts)})"
@@ -325,7 +345,10 @@ def apply_init(arch: Architecture, module: nn.Module) -> None:
         fn = init_scheme(arch, node.op)
         if fn is None or node.op in MERGES:
             continue
-        m = module.get_submodule(node.name)
+        try:
+            m = module.get_submodule(node.name)
+        except AttributeError:  # a parameter owned by its container, not a module
+            continue
         if getattr(m, "weight", None) is not None:  # a bn without affine has nothing to initialise
             fn(m)
 
@@ -344,7 +367,8 @@ def module_specs(arch: Architecture) -> list[tuple[Node, ModuleSpec]]:
                                      "add a builder to compiler/torch.py's LOWERINGS"))
             continue
         try:
-            out.append((node, lower_module(node.op, node.attrs, shapes[node.inputs[0]])))
+            out.append((node, lower_module(node.op, node.attrs,
+                                                    shapes[node.inputs[0]] if node.inputs else node.shape)))
         except (ValueError, KeyError) as exc:
             errors.append(Diagnostic(f"cannot lower '{node.name}' ({node.op}) to PyTorch: {exc}", _pos(node.span)))
     if errors:
@@ -378,53 +402,197 @@ def leaf_specs(arch: Architecture, inplace: bool = True) -> list[tuple[Node, Mod
     return [(node, _set_inplace(spec) if node.name in can_inplace else spec) for node, spec in module_specs(arch)]
 
 
-def build_tree(arch: Architecture, inplace: bool = True) -> nn.Module:
-    """The module hierarchy: plain nn.Module containers for scopes, one leaf per non-merge node."""
-    root = nn.Module()
-    errors = []
-    for node, spec in leaf_specs(arch, inplace):
-        *path, leaf = node.name.split(".")
-        parent = root
-        try:
-            for part in path:
-                child = parent._modules.get(part)
-                if child is None:
-                    child = nn.Module()
-                    parent.add_module(part, child)
-                parent = child
-            parent.add_module(leaf, spec.build())
-        except KeyError as exc:  # add_module refuses names of nn.Module's own attributes ("train", "forward")
-            errors.append(Diagnostic(f"the name '{node.name}' cannot be a PyTorch module path: {exc.args[0]}",
-                                     _pos(node.span), "rename the label"))
-    if errors:
-        raise SpecError(errors)
-    return root
+class Container(nn.Module):
+    """A scope whose layers run interleaved with another scope's (so it cannot be one call): it only
+    holds its modules, and its nearest callable ancestor runs them."""
+
+    def forward(self, *args):
+        raise RuntimeError("this container's layers run interleaved with other scopes' and are called by its "
+                           "parent; call the parent, or one of its children")
 
 
-def build_graph(arch: Architecture) -> fx.Graph:
-    """Straight-line dataflow: one call_module per layer, call_function for merges."""
+class Block(fx.GraphModule):
+    """A block or the model: an fx.GraphModule (straight-line generated forward) whose children keep the
+    IR's registration order and types through deepcopy and pickling (GraphModule alone re-registers
+    them in call order, and rebuilds passive containers as plain modules)."""
+
+    __str__ = nn.Module.__repr__  # print(model) shows the tree, as torchvision's does
+
+    def __deepcopy__(self, memo):
+        res = super().__deepcopy__(memo)
+        _restore_children(res, {attr: {k: copy.deepcopy(v, memo) for k, v in getattr(self, attr).items()}
+                                for attr in _CHILD_DICTS})
+        return res
+
+    def __reduce__(self):
+        fn, args = super().__reduce__()
+        return (_unpickle_block, (fn, args, {attr: dict(getattr(self, attr)) for attr in _CHILD_DICTS}))
+
+
+_CHILD_DICTS = ("_parameters", "_buffers", "_modules")
+
+
+def _restore_children(module: nn.Module, children: dict[str, dict]) -> None:
+    for attr, values in children.items():
+        getattr(module, attr).clear()
+        getattr(module, attr).update(values)
+
+
+def _unpickle_block(fn, args, children: dict[str, dict]) -> Block:
+    plain = fn(*args)  # GraphModule's own unpickling: the code re-traced into a graph
+    holder = nn.Module()
+    _restore_children(holder, children)
+    block = Block(holder, plain.graph, class_name=type(plain).__name__)
+    _restore_children(block, children)
+    for key, value in plain.__dict__.items():  # attributes GraphModule preserved (arch_name, meta, ...)
+        if key not in block.__dict__:
+            block.__dict__[key] = value
+    block.training = plain.training
+    return block
+
+
+# Attributes of fx.GraphModule that a child module name would shadow (forward is code that reads them).
+_RESERVED = frozenset(dir(fx.GraphModule))
+
+
+def node_kinds(arch: Architecture, specs: dict[str, ModuleSpec]) -> dict[str, str]:
+    """node name -> "function" (a MERGES entry), "parameter" (a learnable tensor) or "module"."""
+    return {n.name: "function" if n.op in MERGES else "parameter" if specs[n.name].is_parameter else "module"
+            for n in arch.nodes}
+
+
+def make_plan(arch: Architecture, kinds: dict[str, str], outputs: list[str] | None = None,
+              flat: bool = False) -> Plan:
+    return plan(arch, {k for k, v in kinds.items() if v == "function"},
+                {k for k, v in kinds.items() if v == "parameter"}, outputs, flat)
+
+
+def build_graph(arch: Architecture, p: Plan | None = None, path: str = ROOT, kinds: dict[str, str] | None = None,
+                taps: dict[str, str] | None = None, elide: frozenset = frozenset()) -> fx.Graph:
+    """The forward of one callable container of plan `p` as straight-line fx code: a call_module per
+    layer or callable child, call_function for function ops, get_attr for parameters. Without a plan:
+    the whole dataflow flat in one graph (one call_module per layer, by its full path).
+    taps (the root only): return {tap name: value} instead of the outputs. elide: layers skipped (their
+    value is their input's: batch norms folded away)."""
+    if kinds is None:
+        kinds = {n.name: "function" if n.op in MERGES else "module" for n in arch.nodes}
+    p = p or make_plan(arch, kinds, flat=True)
+    c = p.containers[path]
     graph = fx.Graph()
     env: dict[str, fx.Node] = {}
-    for inp in arch.inputs:
-        env[inp.name] = graph.placeholder(inp.name)
-    for node in arch.nodes:
+    names = c.inputs if path == ROOT else ["x"] if len(c.inputs) == 1 else [f"x{i}" for i in range(len(c.inputs))]
+    for value, name in zip(c.inputs, names):
+        env[value] = graph.placeholder(name)
+    for item in c.items:
+        if item in p.containers:
+            child = p.containers[item]
+            out = graph.call_module(c.rel(item), tuple(env[v] for v in child.inputs))
+            out.meta["archspec_scope"] = item
+            if len(child.outputs) == 1:
+                env[child.outputs[0]] = out
+            else:
+                for i, value in enumerate(child.outputs):
+                    env[value] = graph.call_function(operator.getitem, (out, i))
+            continue
+        node = p.nodes[item]
         args = [env[i] for i in node.inputs]
-        if node.op in MERGES:
-            env[node.name] = MERGES[node.op].fx(graph, args, node.attrs)
+        kind = kinds[item]
+        if item in elide:
+            env[item] = args[0]
+            continue
+        if kind == "function":
+            env[item] = MERGES[node.op].fx(graph, args, node.attrs)
+        elif kind == "parameter":
+            env[item] = graph.get_attr(c.rel(item))
         else:
-            env[node.name] = graph.call_module(node.name, (args[0],))
-        env[node.name].meta["archspec_node"] = node.name  # for tools (and tests) that map fx back to the IR
-    outs = [env[o.node] for o in arch.outputs]
-    graph.output(outs[0] if len(outs) == 1 else tuple(outs))
+            env[item] = graph.call_module(c.rel(item), tuple(args))
+        env[item].meta["archspec_node"] = item  # for tools (and tests) that map fx back to the IR
+    if taps is not None:
+        graph.output({name: env[value] for name, value in taps.items()})
+    else:
+        outs = [env[o] for o in c.outputs]
+        graph.output(outs[0] if len(outs) == 1 else tuple(outs))
     graph.lint()
     return graph
 
 
+def assemble(arch: Architecture, p: Plan, leaves: dict[str, nn.Module | nn.Parameter], kinds: dict[str, str],
+             taps: dict[str, str] | None = None, elide: frozenset = frozenset()) -> nn.Module:
+    """The module tree of plan `p` around the given leaf modules and parameters (shared, not copied):
+    callable containers are fx.GraphModules running their own forward, chains are nn.Sequential,
+    the others plain containers. Children keep IR order, so state_dict order is IR order."""
+    built: dict[str, nn.Module | nn.Parameter] = dict(leaves)
+    blocks = {s.name: s.block for s in arch.scopes}
+    errors = name_errors(arch, p)
+    for path in sorted(p.containers, key=lambda q: q.count(".") if q else -1, reverse=True):  # leaves first
+        c = p.containers[path]
+        holder = nn.Module()
+        for child in c.children:
+            if kinds.get(child) == "function":  # no module: the forward calls a function
+                continue
+            name, value = c.rel(child), built[child]
+            try:
+                if isinstance(value, nn.Parameter):
+                    holder.register_parameter(name, value)
+                else:
+                    holder.add_module(name, value)
+            except KeyError as exc:  # add_module refuses names of nn.Module's own attributes ("train", "forward")
+                errors.append(_name_error(arch, child, exc.args[0]))
+        if errors:
+            continue
+        if c.kind == "sequential":
+            module = nn.Sequential(OrderedDict(holder._modules))
+        elif c.callable:
+            cls = class_name(arch) if path == ROOT else _camel(blocks.get(path) or "block")
+            module = Block(holder, build_graph(arch, p, path, kinds, taps if path == ROOT else None, elide),
+                           class_name=cls)
+            # GraphModule registers what its code uses, in code order; keep the IR's registration order.
+            _restore_children(module, {attr: getattr(holder, attr) for attr in _CHILD_DICTS})
+        else:
+            module = Container()
+            module._parameters.update(holder._parameters)
+            module._modules.update(holder._modules)
+        built[path] = module
+    if errors:
+        raise SpecError(errors)
+    return built[ROOT]
+
+
+def name_errors(arch: Architecture, p: Plan) -> list[Diagnostic]:
+    """Child names that the forward of their container would not reach (they shadow its attributes)."""
+    return [_name_error(arch, child, f"'{c.rel(child)}' is an attribute of the module that runs it")
+            for c in p.containers.values() if c.callable and c.kind != "sequential"
+            for child in c.children if c.rel(child) in _RESERVED]
+
+
+def _name_error(arch: Architecture, path: str, why: str) -> Diagnostic:
+    node = next((n for n in arch.nodes if n.name == path or n.name.startswith(path + ".")), None)
+    return Diagnostic(f"the name '{path}' cannot be a PyTorch module path: {why}",
+                      _pos(node.span) if node else None, "rename the label")
+
+
+def build_leaves(arch: Architecture, inplace: bool = True) -> tuple[dict[str, nn.Module | nn.Parameter], dict[str, str]]:
+    """(node name -> fresh leaf module or parameter, node name -> kind) for every node."""
+    specs = dict((node.name, spec) for node, spec in leaf_specs(arch, inplace))
+    leaves = {name: spec.build() for name, spec in specs.items()}
+    return leaves, node_kinds(arch, specs)
+
+
+def build_tree(arch: Architecture, inplace: bool = True) -> nn.Module:
+    """The module tree with fresh weights (no init schemes applied)."""
+    leaves, kinds = build_leaves(arch, inplace)
+    return assemble(arch, make_plan(arch, kinds), leaves, kinds)
+
+
 def class_name(arch: Architecture) -> str:
     """A Python class name for the model: resnet50 -> Resnet50, mobilenet_v2 -> MobilenetV2."""
-    text = "".join(part[:1].upper() + part[1:] for part in _identifier(arch.title).split("_") if part)
+    return _camel(arch.title)
+
+
+def _camel(text: str) -> str:
+    out = "".join(part[:1].upper() + part[1:] for part in _identifier(text).split("_") if part)
     # 'arch None' would give `class None`: keywords and names that start with a digit get a prefix
-    return text if text and not text[0].isdigit() and not keyword.iskeyword(text) else "Model" + text
+    return out if out and not out[0].isdigit() and not keyword.iskeyword(out) else "Model" + out
 
 
 def _identifier(text: str) -> str:
@@ -433,30 +601,99 @@ def _identifier(text: str) -> str:
 
 
 def to_torch(arch: Architecture, weights: str | Path | dict | None = None, strict: bool = True,
-             inplace: bool = True) -> nn.Module:
-    """Compile an Architecture to a `torch.fx.GraphModule` (an nn.Module).
+             inplace: bool = True, outputs: list[str] | tuple[str, ...] | None = None,
+             inference: bool | str = False) -> nn.Module:
+    """Compile an Architecture to an nn.Module tree like a hand-written one: each block call or labeled
+    group that runs as a unit is a module with its own forward (an fx.GraphModule: straight-line code),
+    straight chains are nn.Sequential, leaves are the standard nn layers; module paths are node names.
 
     weights: a state_dict or a path to one (.pt/.pth via torch.load(weights_only=True), or .safetensors);
     strict: missing or unexpected keys are errors (mis-shaped ones always are).
     inplace: run activations in place where no other node reads their input (as torchvision does).
+    outputs: feature taps (layer or scope names, e.g. ["layer2", "layer3", "layer4"]): forward returns
+    {name: tensor} and only the layers they need are kept (weights are loaded before pruning).
+    inference: True gives an eval-mode build without gradients, each batch norm after a conv/linear
+    folded into it (any device); "cpu" also prepacks conv and linear weights for oneDNN (torch's
+    mkldnn modules: no weight reordering per call; CPU only, not traceable by fx/export).
     Raises archspec.SpecError, with spec positions, for ops without a lowering and for bad weights."""
     from archspec.analysis import analyze
 
     from .runtime import check_fits
     check_fits(analyze(arch).params * 4, f"building the weights of {arch.title}")  # before torch allocates them
-    root = build_tree(arch, inplace=inplace)
-    apply_init(arch, root)
-    module = fx.GraphModule(root, build_graph(arch), class_name=class_name(arch))
-    # GraphModule copies the leaves in graph order, which is IR order: state_dict order is preserved.
+    leaves, kinds = build_leaves(arch, inplace)
+    module = assemble(arch, make_plan(arch, kinds), leaves, kinds)
+    apply_init(arch, module)
+    if weights is not None:
+        load_weights(module, arch, weights, strict=strict)
+    tap_nodes = None
+    if outputs is not None:
+        from archspec.analysis import taps as resolve_taps
+        if isinstance(outputs, str) or not outputs:
+            raise SpecError("outputs must be a non-empty list of layer or scope names",
+                            hint='to_torch(arch, outputs=["layer2", "layer3", "layer4"])')
+        tap_nodes = {t.name: t.node for t in resolve_taps(arch, list(outputs))}
+    elide = frozenset()
+    if inference not in (False, True, "cpu"):
+        raise ValueError(f"inference must be False, True or 'cpu', got {inference!r}")
+    if inference:
+        elide = fold_batchnorms(arch, leaves)
+    if inference == "cpu":
+        prepack_cpu(leaves)
+    if tap_nodes is not None or inference:
+        p = make_plan(arch, kinds, list(dict.fromkeys(tap_nodes.values())) if tap_nodes else None)
+        module = assemble(arch, p, {k: v for k, v in leaves.items() if k in p.nodes}, kinds, tap_nodes, elide)
     info = {"arch_name": arch.title, "input_names": tuple(i.name for i in arch.inputs),
-            "output_names": tuple(o.name for o in arch.outputs)}
+            "output_names": tuple(tap_nodes) if tap_nodes else tuple(o.name for o in arch.outputs)}
     for key, value in info.items():
         setattr(module, key, value)
     # GraphModule's deepcopy rebuilds the module and keeps only the attributes listed here.
     module.meta.setdefault("_user_preserved_attributes", {}).update(info)
-    if weights is not None:
-        load_weights(module, arch, weights, strict=strict)
+    if inference:
+        module.eval().requires_grad_(False)
     return module
+
+
+def prepack_cpu(leaves: dict[str, nn.Module | nn.Parameter]) -> None:
+    """Replace conv and linear leaves by torch's oneDNN modules (torch.utils.mkldnn), which keep the
+    weights in oneDNN's blocked layout: the reorder is done once here instead of in every call."""
+    if not torch.backends.mkldnn.is_available():
+        raise SpecError("inference='cpu' needs a torch built with oneDNN (mkldnn)", hint="use inference=True")
+    import warnings
+    with warnings.catch_warnings():  # these modules are TorchScript, whose decorators now warn
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torch.utils import mkldnn
+        kinds = {nn.Conv1d: mkldnn.MkldnnConv1d, nn.Conv2d: mkldnn.MkldnnConv2d, nn.Conv3d: mkldnn.MkldnnConv3d,
+                 nn.Linear: mkldnn.MkldnnLinear}
+        for name, leaf in leaves.items():
+            cls = kinds.get(type(leaf))
+            if cls is not None and getattr(leaf, "padding_mode", "zeros") == "zeros" and leaf.weight.device.type == "cpu":
+                leaves[name] = cls(leaf, torch.float).eval()
+
+
+def fold_batchnorms(arch: Architecture, leaves: dict[str, nn.Module]) -> frozenset:
+    """Fold every batch norm that follows a conv or linear into it (compiler/fold.py, float64, as the
+    ONNX backend's fold_bn): the conv gets the folded weight and a bias, the bn becomes nn.Identity.
+    Returns the folded bn names (the forward skips them)."""
+    from .fold import fold, foldable_bn
+    pairs = foldable_bn(arch)
+    if not pairs:
+        return frozenset()
+    names = set(pairs) | set(pairs.values())
+    weights = {}
+    for name in names:
+        for key, value in leaves[name].state_dict().items():
+            weights[f"{name}.{key}"] = value.detach().cpu().double().numpy()
+    folded = fold(weights, arch, pairs)
+    for bn, layer in pairs.items():
+        old = leaves[layer]
+        dtype, device = old.weight.dtype, old.weight.device
+        if old.bias is None:
+            old.bias = nn.Parameter(torch.empty(old.weight.shape[0], dtype=dtype, device=device))
+        with torch.no_grad():
+            old.weight.copy_(torch.from_numpy(folded[f"{layer}.weight"]))
+            old.bias.copy_(torch.from_numpy(folded[f"{layer}.bias"]))
+        leaves[bn] = nn.Identity()
+    return frozenset(pairs)
 
 
 # ---------------------------------------------------------------- weights

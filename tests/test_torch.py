@@ -149,12 +149,18 @@ def test_missing_lowering_is_a_spec_error(tiny, monkeypatch):
 def test_module_is_generated_straight_line_code(tiny):
     m = to_torch(tiny)
     assert isinstance(m, fx.GraphModule)
-    code = m.code
-    assert "for " not in code and "while " not in code
-    # every layer is called once, by its path
-    calls = [n.target for n in m.graph.nodes if n.op == "call_module"]
+    for block in m.modules():  # the model and every block run straight-line generated code
+        if isinstance(block, fx.GraphModule):
+            assert "for " not in block.code and "while " not in block.code
+    # every layer is called once, by its path (fx inlines the blocks down to the leaves)
+    class Leaves(fx.Tracer):  # inline the blocks and chains, keep every layer (StochasticDepth too) a call
+        def is_leaf_module(self, mod, name):
+            return not isinstance(mod, (fx.GraphModule, nn.Sequential))
+
+    flat = Leaves().trace(m)
+    calls = [n.target for n in flat.nodes if n.op == "call_module"]
     assert calls == [n.name for n in tiny.nodes if n.op not in backend.MERGES]
-    assert sorted(n.target.__name__ for n in m.graph.nodes if n.op == "call_function") == ["add", "cat", "cat", "mul"]
+    assert sorted(n.target.__name__ for n in flat.nodes if n.op == "call_function") == ["add", "cat", "cat", "mul"]
 
 
 def test_module_tree_follows_node_names_and_order(tiny):
@@ -253,10 +259,10 @@ def test_layouts_cover_resnet():
     assert {"resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2"} <= set(LAYOUTS) & set(ZOO)
 
 
-def record_all(module: fx.GraphModule) -> tuple[fx.GraphModule, list[str]]:
-    """A copy of the module whose forward also returns every IR node's value (for shape checks)."""
+def record_all(module: fx.GraphModule, arch) -> tuple[fx.GraphModule, list[str]]:
+    """The module's layers run by the flat dataflow graph, also returning every IR node's value."""
     graph, env = fx.Graph(), {}
-    result, _ = graph.graph_copy(module.graph, env, return_output_node=True)
+    result, _ = graph.graph_copy(backend.build_graph(arch), env, return_output_node=True)
     names, values = [], []
     for old, new in env.items():
         if "archspec_node" in old.meta:
@@ -273,7 +279,7 @@ def test_zoo_shapes_and_backward(name):
     m = to_torch(arch).train()
     assert sum(p.numel() for p in m.parameters()) == analyzer_params(arch)
     xs = [torch.randn(2, *i.shape) for i in arch.inputs]
-    recorder, names = record_all(m)
+    recorder, names = record_all(m, arch)
     out, values = recorder(*xs)
     assert dict(zip(names, (tuple(v.shape) for v in values))) == {n.name: (2, *n.shape) for n in arch.nodes}
     outs = out if isinstance(out, tuple) else (out,)
@@ -532,7 +538,7 @@ def test_emitted_source_is_readable(tiny):
     forward = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "forward"
                    and "image" in [a.arg for a in n.args.args])
     assert not any(isinstance(n, (ast.For, ast.While)) for n in ast.walk(forward))
-    assert "self.stem['0'] = nn.Conv2d(3, 8, kernel_size=3, padding=1, bias=False)" in text
+    assert "self.stem = nn.Sequential(" in text and "nn.Conv2d(3, 8, kernel_size=3, padding=1, bias=False)," in text
     assert "return (x, x1)" in text or "return (" in text
     assert "class Tiny(nn.Module):" in text and "def build()" in text
 

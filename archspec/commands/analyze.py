@@ -1,6 +1,7 @@
 """archspec analyze: parameters, MACs, memory and receptive fields of a spec, without torch."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -15,6 +16,13 @@ def configure(p):
                    help="roll layers up to scopes of N name parts (layer3 = 1, layer3.2 = 2); 0 lists every layer")
     p.add_argument("--input", dest="input_size", metavar="HxW",
                    help="input resolution for the first input: HxW for images (300x300), L for sequences")
+    add_outputs_arg(p, "also report these feature taps (shape, channels, stride), as to_torch(outputs=...) "
+                       "returns them")
+
+
+def add_outputs_arg(p, help_text: str) -> None:
+    p.add_argument("--outputs", metavar="NAMES", type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
+                   help=f"comma-separated layer or scope names (layer2,layer3,layer4): {help_text}")
 
 
 def parse_size(text: str) -> tuple[int, ...]:
@@ -45,7 +53,7 @@ def load_arch(args):
 
 @command("analyze", "Parameters, MACs, activation memory and receptive fields, per layer and per scope.", configure)
 def run(args) -> int:
-    from ..analysis import analyze
+    from ..analysis import analyze, taps
     if args.depth < 0:
         raise SpecError("--depth must be 0 (every layer) or more", hint="--depth 1 gives the top-level scopes")
     arch = load_arch(args)
@@ -53,12 +61,31 @@ def run(args) -> int:
         print(arch.model_dump_json(indent=2))
         return 0
     report = analyze(arch)
+    tapped = taps(arch, args.outputs, report) if args.outputs else []
     if args.format == "json":
-        print(report.to_json(max(args.depth, 1)))
+        if tapped:
+            data = report.to_dict(max(args.depth, 1))
+            data["taps"] = [t.to_dict() for t in tapped]
+            print(json.dumps(data, indent=2))
+        else:
+            print(report.to_json(max(args.depth, 1)))
     elif args.format == "md":
         print(markdown(report, args.depth))
+        if tapped:
+            print("\n| tap | tensor | shape | channels | stride |\n|---|---|---|---|---|")
+            for t in tapped:
+                print(f"| `{t.name}` | `{t.node}` | {'x'.join(map(str, t.shape))} | {t.channels} | "
+                      f"{'x'.join(map(str, t.stride))} |")
     else:
         table(report, args.depth)
+        if tapped:
+            from rich.console import Console
+            from rich.markup import escape
+            console = Console(width=None if sys.stdout.isatty() else 120)
+            console.print("[bold]feature taps[/bold] (to_torch(arch, outputs=[...]) returns these)", highlight=False)
+            for t in tapped:
+                console.print(f"  {escape(t.name):<20} {escape(t.node):<28} {'x'.join(map(str, t.shape)):>14}  "
+                              f"channels {t.channels:<6} stride {'x'.join(map(str, t.stride))}", highlight=False)
     return 0
 
 

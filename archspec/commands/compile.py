@@ -15,6 +15,9 @@ def configure(p):
     p.add_argument("--emit", choices=("python",), default="python",
                    help="what to write: python = a torch.nn.Module class with a straight-line forward")
     p.add_argument("-o", "--output", help="output file (default: stdout)")
+    from .analyze import add_outputs_arg
+    add_outputs_arg(p, "the model's forward returns {name: tensor} for these taps (feature extraction) "
+                       "and builds only what they need")
     p.add_argument("--no-inplace", action="store_true",
                    help="never run activations in place (by default they do where nothing else reads their input)")
 
@@ -27,7 +30,7 @@ def run(args) -> int:
     arch = load_spec(args)
     from archspec_compiler.pysource import emit_python  # torch is imported only here
     cmd = "archspec " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compile"] else None
-    text = emit_python(arch, inplace=not args.no_inplace, command=cmd)
+    text = emit_python(arch, inplace=not args.no_inplace, command=cmd, outputs=args.outputs)
     if args.output:
         write_atomic(args.output, text)
         print(printable(f"wrote {args.output}: {arch.title}, {len(arch.nodes)} nodes"), file=sys.stderr)
