@@ -442,10 +442,13 @@ def _signature(exc: BaseException) -> str:
 
 def check_positions(exc: SpecError, texts: dict[str, str]) -> str | None:
     """A problem with the diagnostics' positions, or None. Every diagnostic of a spec text has a position
-    inside that text (a line of it, a column of that line, or just past its end)."""
+    inside that text (a line of it, a column of that line, or just past its end); one about a load argument
+    (Diagnostic.arg: the variant asked for) names that argument instead."""
     for d in exc.diagnostics:
         if not d.message:
             return "empty message"
+        if d.arg is not None:  # a mistake in a load argument (variant, parameter): not in the text, no position
+            continue
         if d.pos is None:
             return f"no position: {d.message}"
         text = texts.get(d.pos.file)

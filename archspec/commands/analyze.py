@@ -134,12 +134,10 @@ def _summary(report) -> list[tuple[str, str]]:
 
 
 def output_width() -> int | None:
-    """The columns to fit: the terminal's (COLUMNS overrides), or None (no limit) when stdout is not a terminal."""
-    import os
+    """The columns to fit: COLUMNS if set, else the terminal's; None (no limit) when stdout is not a terminal."""
     import shutil
-    if os.environ.get("COLUMNS", "").isdigit():
-        return max(int(os.environ["COLUMNS"]), 40)
-    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    columns = shutil.get_terminal_size((0, 0)).columns  # (0, 0): neither COLUMNS nor a terminal
+    return max(columns, 40) if columns else None
 
 
 # Columns dropped when the table is too wide for the terminal, in two rounds: between them the names wrap
