@@ -62,10 +62,12 @@ def plan(arch: Architecture, functions: set[str], parameters: set[str] = frozens
          outputs: list[str] | None = None, flat: bool = False) -> Plan:
     """The module tree for `arch`. functions: node names that are function calls; parameters: node
     names that are learnable tensors of their container. outputs: the values the root returns (default
-    the architecture's outputs); only the nodes they need run. flat: every container passive (the
+    the architecture's outputs, and every node runs); given, only the nodes they need run. flat: every container passive (the
     whole dataflow in the root's forward)."""
     outs = list(outputs) if outputs is not None else [o.node for o in arch.outputs]
-    needed = _ancestors(arch, outs)
+    # Taps keep only what they need; the model itself runs every node, dead ends too (their
+    # parameters are part of the model).
+    needed = _ancestors(arch, outs) if outputs is not None else {n.name for n in arch.nodes}
     nodes = {n.name: n for n in arch.nodes if n.name in needed}
     containers = {ROOT: Container(ROOT, kind="root")}
     blocks = {s.name: s.block for s in arch.scopes}

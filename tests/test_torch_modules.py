@@ -415,3 +415,17 @@ def test_feature_extractor_exports_with_a_dynamic_batch():
             assert set(got) == {"layer3", "layer4"}
             assert all(torch.allclose(got[k], want[k], atol=1e-5) for k in want)
     assert set(ep.state_dict) == set(m.state_dict())
+
+
+def test_a_dead_end_still_runs_and_keeps_its_parameters(tmp_path):
+    path = tmp_path / "dead.arch"
+    path.write_text("arch dead\ninput x: [3, 8, 8]\nnetwork {\n    stem: { conv(4, 3, pad = 1); relu() }\n    save s\n"
+                    "    side: { conv(2, 1) }\n    from s { gap(); flatten(); linear(5) }\n}\n")
+    arch = archspec.load(str(path))
+    m = to_torch(arch)
+    assert sum(p.numel() for p in m.parameters()) == archspec.analyze(arch).params
+    calls = []
+    m.get_submodule("side.0").register_forward_hook(lambda *a: calls.append(1))
+    assert m(torch.randn(1, 3, 8, 8)).shape == (1, 5) and calls == [1]
+    # a feature extractor keeps only what its taps need
+    assert not hasattr(to_torch(arch, outputs=["stem"]), "side")
