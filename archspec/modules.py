@@ -39,13 +39,14 @@ def display_name(path: Path) -> str:
 
 
 def read_module(path: Path, root: Path, limits: Limits, errors: list[Diagnostic], stack: tuple[Path, ...] = (),
-                use_pos: Pos | None = None) -> SpecModule | None:
-    """Read, parse and index a spec file and, recursively, the files it `use`s."""
+                use_pos: Pos | None = None, text: str | None = None) -> SpecModule | None:
+    """Read, parse and index a spec file and, recursively, the files it `use`s. `text` stands for the file's
+    contents when given (an editor's unsaved buffer, `archspec lsp`), under the same checks."""
     file = display_name(path)
-    data = b""
+    data = b"" if text is None else text.encode("utf-8", errors="replace")  # a lone surrogate from JSON: '?'
     try:
-        size = path.stat().st_size
-        if size <= limits.max_file_bytes:  # st_size may lie (a growing file, /proc): read at most one byte more
+        size = path.stat().st_size if text is None else len(data)
+        if size <= limits.max_file_bytes and text is None:  # st_size may lie (a growing file): read 1 byte more
             with path.open("rb") as f:
                 data = f.read(limits.max_file_bytes + 1)
             size = max(size, len(data))
