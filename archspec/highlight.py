@@ -1,6 +1,6 @@
 """A Pygments lexer for .arch specs, registered as the `archspec` lexer (entry point `pygments.lexers`), so
 that Sphinx, MkDocs and `pygmentize` highlight specs. Imported only by Pygments: `import archspec` does not
-load it. Op names come from the op table; keywords are the grammar's (grammar/archspec.lark)."""
+load it. Op names come from the op table, keywords from the grammar (grammar/archspec.lark)."""
 from __future__ import annotations
 
 from pygments.lexer import RegexLexer, bygroups, words
@@ -8,11 +8,12 @@ from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation
 
 from .ops import REGISTRY
 
+from .lsp.features import BUILTINS, KEYWORDS
+
 DECLARATIONS = ("arch", "param", "input", "variant", "block", "network", "use", "init", "budget")
-STATEMENTS = ("residual", "shortcut", "dense", "gate", "branch", "save", "from", "output", "repeat", "as", "for",
-              "if", "else")
-BUILTINS = ("min", "max", "abs", "ceil", "floor", "round", "int", "float", "len", "sum", "range", "enumerate", "zip",
-            "make_divisible")
+OPERATORS = ("and", "or", "not", "in")
+CONSTANTS = ("true", "false")
+STATEMENTS = tuple(k for k in KEYWORDS if k not in DECLARATIONS + OPERATORS + CONSTANTS)
 
 
 class ArchspecLexer(RegexLexer):
@@ -35,8 +36,8 @@ class ArchspecLexer(RegexLexer):
              bygroups(Keyword.Declaration, Whitespace, Name.Variable)),
             (words(DECLARATIONS, suffix=r"\b"), Keyword.Declaration),
             (words(STATEMENTS, suffix=r"\b"), Keyword),
-            (words(("true", "false"), suffix=r"\b"), Keyword.Constant),
-            (words(("and", "or", "not", "in"), suffix=r"\b"), Operator.Word),
+            (words(CONSTANTS, suffix=r"\b"), Keyword.Constant),
+            (words(OPERATORS, suffix=r"\b"), Operator.Word),
             (r"(\d[\d_]*(\.\d[\d_]*)?|\.\d[\d_]*)([eE][+-]?\d+)?[KMG]?\b", Number),
             (r"[A-Za-z_][A-Za-z0-9_]*(?=[ \t]*:)", Name.Label),
             (words(tuple(REGISTRY), suffix=r"(?=[ \t]*\()"), Name.Builtin),

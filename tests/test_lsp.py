@@ -416,3 +416,51 @@ def test_without_the_extra_a_clear_error():
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "pip install 'archspec-dsl[lsp]'" in proc.stderr
+
+
+# ---------------------------------------------------------------- editor files
+
+EDITORS = REPO / "editors"
+
+
+def _grammar_keywords() -> set[str]:
+    """The words the grammar quotes (keywords), from grammar/archspec.lark."""
+    return set(re.findall(r'"([a-z]+)"', (REPO / "grammar" / "archspec.lark").read_text()))
+
+
+def test_textmate_grammar_and_vscode_extension():
+    grammar = json.loads((EDITORS / "archspec.tmLanguage.json").read_text())
+    assert (EDITORS / "vscode" / "syntaxes" / "archspec.tmLanguage.json").read_bytes() == \
+        (EDITORS / "archspec.tmLanguage.json").read_bytes()
+    regexes = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            regexes.extend(v for k, v in node.items() if k in ("match", "begin", "end"))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(grammar)
+    for rx in regexes:
+        re.compile(rx)  # these are plain enough to mean the same to Oniguruma and to Python
+    words = set(re.findall(r"[a-z]+", " ".join(r for r in regexes if r.startswith("\\b("))))
+    assert _grammar_keywords() <= words, _grammar_keywords() - words
+    pkg = json.loads((EDITORS / "vscode" / "package.json").read_text())
+    assert pkg["contributes"]["languages"][0]["extensions"] == [".arch"]
+    assert pkg["contributes"]["grammars"][0]["scopeName"] == grammar["scopeName"]
+    command = pkg["contributes"]["configuration"]["properties"]["archspec.server.command"]["default"]
+    assert command[0] == "archspec" and command[1:] == ["lsp"]
+    settings = {k.split(".", 1)[1] for k in pkg["contributes"]["configuration"]["properties"]} - {"server.command"}
+    from archspec.lsp.server import ArchspecServer
+    assert settings == set(ArchspecServer().settings)
+    json.loads((EDITORS / "vscode" / "language-configuration.json").read_text())
+    assert "vscode-languageclient" in (EDITORS / "vscode" / "extension.js").read_text()
+
+
+def test_lexer_and_completion_know_every_keyword():
+    from archspec.highlight import CONSTANTS, DECLARATIONS, OPERATORS, STATEMENTS
+    from archspec.lsp import features
+    assert _grammar_keywords() == set(features.KEYWORDS) == set(DECLARATIONS + STATEMENTS + OPERATORS + CONSTANTS)
+    assert {"make_divisible", "enumerate", "min"} <= set(features.BUILTINS)

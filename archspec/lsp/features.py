@@ -8,14 +8,15 @@ from pathlib import Path
 
 from .. import ops as op_table
 from ..analysis import Layer, human, macs_text
+from ..expressions import ExprEvaluator
+from ..limits import DEFAULT_LIMITS
+from ..resources import grammar_file
 from ..ops.base import _REQUIRED, spec_repr
 from .document import Analysis, Definition, doc_comment, use_targets
 
-KEYWORDS = ("arch", "param", "input", "variant", "block", "network", "use", "init", "budget", "residual",
-            "shortcut", "dense", "gate", "branch", "save", "from", "output", "repeat", "as", "for", "in", "if",
-            "else", "true", "false", "not", "and", "or")
-BUILTINS = ("min", "max", "abs", "ceil", "floor", "round", "int", "float", "len", "sum", "range", "enumerate", "zip",
-            "make_divisible")
+# The language's words, from where they are defined: the grammar's quoted words and the evaluator's builtins.
+KEYWORDS = tuple(sorted(set(re.findall(r'"([a-z]+)"', grammar_file().read_text(encoding="utf-8")))))
+BUILTINS = tuple(ExprEvaluator("", DEFAULT_LIMITS).builtins)
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 

@@ -4,7 +4,8 @@ Each document is analyzed in one worker thread, so the server keeps reading mess
 lowered. A change is analyzed at once when the document was quiet for `debounce` seconds, else after that
 much quiet (typing is coalesced); a request waits for the analysis of the current text at most
 `REQUEST_WAIT` seconds and otherwise answers from the last good analysis, so no request outlasts a slow or
-hostile document. Other variants of a family file are checked after the first diagnostics are published.
+hostile document. Other variants of a family file are checked once the document has been quiet for half a
+second, after its own diagnostics are published.
 
 Settings (initializationOptions, or the `archspec` section of workspace/didChangeConfiguration):
     variant      the variant to analyze in family files (default: each file's first variant)
@@ -138,7 +139,11 @@ class ArchspecServer(LanguageServer):
             return  # a newer text is on its way
         self.publish(uri, a, {})
         if a.module is not None and len(a.variants) > 1:
+            # After a longer pause only: a burst of edits must not wait behind the other variants' checks.
+            await asyncio.sleep(max(0.5, 3 * self.debounce()))
             doc = self.workspace.get_text_document(uri)
+            if doc.version != a.version:
+                return
             more = await asyncio.get_running_loop().run_in_executor(
                 self.background, lambda: other_variants(a, stop=lambda: doc.version != a.version))
             if more and a.version == self.workspace.get_text_document(uri).version:
