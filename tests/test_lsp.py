@@ -63,8 +63,7 @@ async def diagnostics(client: LanguageClient, uri: str, version: int, timeout: f
         if got:
             return list(got[-1].diagnostics)
         assert time.monotonic() < deadline, f"no diagnostics for {uri} version {version}"
-        await asyncio.wait_for(client.wait_for_notification(t.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), deadline -
-                               time.monotonic())
+        await asyncio.sleep(0.005)  # polled: the client records a notification after waking its waiters
 
 
 def published(client: LanguageClient) -> list[t.PublishDiagnosticsParams]:
@@ -84,7 +83,7 @@ async def timed(coro):
     start = time.perf_counter()
     result = await coro
     elapsed = time.perf_counter() - start
-    assert elapsed < REQUEST_BOUND, f"request took {elapsed:.3f} s"
+    assert elapsed < REQUEST_BOUND, f"the request took {elapsed:.3f} s"
     return result
 
 
@@ -133,6 +132,21 @@ async def test_diagnostic_at_its_range_then_empty_when_fixed(lsp: LanguageClient
     assert d.severity == t.DiagnosticSeverity.Error
     change(lsp, uri, BROKEN.replace("cnv", "conv"), 2)
     assert await diagnostics(lsp, uri, 2) == []
+
+
+@pytest.mark.asyncio
+async def test_ranges_in_utf16_units(lsp: LanguageClient, tmp_path):
+    """VS Code counts columns in UTF-16 units: an emoji before the mistake is two of them."""
+    text = 'arch t\ninput x: [3, 8, 8]\nnetwork {\n    s = "\U0001f642\U0001f642"; cnv(4, 3)\n}\n'
+    path = tmp_path / "u.arch"
+    path.write_text(text, encoding="utf-8")
+    uri = open_doc(lsp, path, text)
+    got = await diagnostics(lsp, uri, 1)
+    line = text.split("\n")[3]
+    col = len(line[:line.index("cnv")].encode("utf-16-le")) // 2
+    assert [(d.range.start.line, d.range.start.character, d.range.end.character) for d in got] == [(3, col, col + 3)]
+    h = await lsp.text_document_hover_async(t.HoverParams(t.TextDocumentIdentifier(uri=uri), t.Position(3, col + 1)))
+    assert h is None or "cnv" not in h.contents.value
 
 
 def _fixtures() -> list[Path]:
@@ -187,8 +201,15 @@ async def test_used_file_errors_go_to_the_used_document(lsp: LanguageClient, tmp
     loc = await timed(lsp.text_document_definition_async(t.DefinitionParams(
         t.TextDocumentIdentifier(uri=uri), where(text, "lib.arch"))))
     assert loc.uri == lib
+    # opened itself, the library still shows the error its caller found
+    open_doc(lsp, tmp_path / "lib.arch")
+    await diagnostics(lsp, lib, 1)
+    await asyncio.sleep(0.3)
+    last = [p for p in published(lsp) if p.uri == lib][-1]
+    assert [(d.range.start.line, d.range.start.character) for d in last.diagnostics] == [(2, 4)]
     # fixing the used file on disk and saving clears both
     (tmp_path / "lib.arch").write_text("block stem(c) {\n    conv(c, 3, pad = 1)\n    relu()\n}\n")
+    change(lsp, lib, (tmp_path / "lib.arch").read_text(), 2)
     lsp.text_document_did_save(t.DidSaveTextDocumentParams(t.TextDocumentIdentifier(uri=lib)))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -197,6 +218,11 @@ async def test_used_file_errors_go_to_the_used_document(lsp: LanguageClient, tmp
             break
         await asyncio.sleep(0.05)
     assert last.get(uri) == [] and last.get(lib) == []
+    # a library hovers with the shapes of the network that calls it
+    lib_text = (tmp_path / "lib.arch").read_text()
+    h = hover_text(await timed(lsp.text_document_hover_async(t.HoverParams(
+        t.TextDocumentIdentifier(uri=lib), where(lib_text, "conv")))))
+    assert "`[8, 16, 16]`" in h and f"{8 * 3 * 3 * 3 + 8:,}" in h  # 3 -> 8 channels, 3x3, with bias
 
 
 # ---------------------------------------------------------------- hover, definition, completion, format

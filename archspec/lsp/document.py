@@ -102,12 +102,12 @@ def analyze_text(path: Path, text: str, variant: str | None = None, version: int
     variants: list[str] = []
     chosen = None
     try:
-        module = read_module(path, path.parent.resolve(), limits, errors, text=text)
-        if module is not None:
-            variants = list(module.variants)
-            chosen = variant if variant in module.variants else (variants[0] if variants else None)
-        if module is not None and not errors and (module.network is not None or module.variants):
-            with gc_paused():
+        with gc_paused():  # parsing too makes many small objects and no cycles (see limits.gc_paused)
+            module = read_module(path, path.parent.resolve(), limits, errors, text=text)
+            if module is not None:
+                variants = list(module.variants)
+                chosen = variant if variant in module.variants else (variants[0] if variants else None)
+            if module is not None and not errors and (module.network is not None or module.variants):
                 arch = lower(module, chosen, {}, limits, errors, None)
         if arch is not None and not errors:
             report = analyze(arch)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from ..limits import DEFAULT_LIMITS
 from . import features
 from .document import Analysis, Problem, analyze_text, other_variants
 
-REQUEST_WAIT = 0.8  # seconds a request waits for a running analysis before answering from the last good one
+REQUEST_WAIT = 0.5  # seconds a request waits for a running analysis before answering from the last good one
 _KINDS = {"op": t.CompletionItemKind.Function, "block": t.CompletionItemKind.Class,
           "param": t.CompletionItemKind.Constant, "value": t.CompletionItemKind.Variable,
           "function": t.CompletionItemKind.Function, "keyword": t.CompletionItemKind.Keyword}
@@ -47,7 +47,6 @@ class DocState:
     running_version: int | None = None
     pending: asyncio.Task | None = None  # the debounced diagnostics run
     last_change: float = 0.0
-    foreign: set[str] = field(default_factory=set)  # other documents' URIs it published problems to
 
 
 class ArchspecServer(LanguageServer):
@@ -55,6 +54,8 @@ class ArchspecServer(LanguageServer):
         super().__init__("archspec", __version__, text_document_sync_kind=t.TextDocumentSyncKind.Incremental)
         self.docs: dict[str, DocState] = {}
         self.settings: dict[str, Any] = {"variant": None, "debounce": 0.15, "inlayHints": True}
+        self.own: dict[str, tuple[int | None, list[t.Diagnostic]]] = {}  # uri -> (version, its problems)
+        self.found: dict[str, dict[str, list[t.Diagnostic]]] = {}  # uri -> {uri of a document using it: problems}
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archspec-analysis")
         # The other variants are checked aside, so that a request never queues behind them.
         self.background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archspec-variants")
@@ -105,6 +106,10 @@ class ArchspecServer(LanguageServer):
         text does not analyze (a half-typed line must not blank out hovers and completion)."""
         a = await self.analysis(uri)
         good = self.docs[uri].good
+        if a is not None and not a.ok and a.module is not None and a.module.network is None and not a.variants:
+            # A library of blocks: its nodes are in the analysis of a document that uses it.
+            good = next((d.good for d in self.docs.values() if d.good is not None and a.file in d.good.files
+                         and d.good.file != a.file), good)
         if a is None or a.ok or good is None:
             return a
         if a.parsed:
@@ -150,33 +155,58 @@ class ArchspecServer(LanguageServer):
                 self.publish(uri, a, more)
 
     def publish(self, uri: str, a: Analysis, more: dict[str, list[Problem]]) -> None:
-        """Problems of the document to it; problems of files it uses to those (unless open: their own
-        analysis reports them), with a pointer at the document's `use` line."""
-        st = self.docs[uri]
-        by_uri: dict[str, list[t.Diagnostic]] = {uri: []}
-        uses = {target.resolve(): (line, col) for line, col, _, target in features.use_targets(a)}
+        """Problems of the document to it; problems of files it uses to those, with a pointer at the
+        document's `use` line. A document's list is its own problems plus those other documents found in it
+        (a block of a library shows its errors only when a network calls it)."""
+        own: list[t.Diagnostic] = []
+        found: dict[str, list[t.Diagnostic]] = {}
+        uses = {target.resolve(): line for line, _, _, target in features.use_targets(a)}
         for file, problems in [*a.problems.items(), *more.items()]:
-            path = a.path_of(file)
-            target = uri if file == a.file else from_fs_path(str(path.resolve()))
-            lines = a.text.split("\n") if target == uri else _lines_of(a, file)
-            items = [self.to_lsp(p, lines) for p in problems]
-            if target != uri:
-                where = uses.get(path.resolve(), (1, 1))
-                first = problems[0].diagnostic.message
-                items_here = Problem(Diagnostic(f"{len(problems)} problem{'s' if len(problems) > 1 else ''} in "
-                                                f"'{file}': {first}", None), problems[0].severity)
-                d = self.to_lsp(items_here, a.text.split("\n"))
-                d.range = t.Range(t.Position(where[0] - 1, 0), t.Position(where[0] - 1, 0))
-                by_uri[uri].append(d)
-                if target in self.workspace.text_documents:
-                    continue
-            by_uri.setdefault(target, []).extend(items)
-        for gone in st.foreign - set(by_uri):
-            by_uri[gone] = []
-        st.foreign = set(by_uri) - {uri}
-        for target, items in sorted(by_uri.items(), key=lambda kv: kv[0] == uri):  # the document's own last
-            self.text_document_publish_diagnostics(t.PublishDiagnosticsParams(
-                uri=target, diagnostics=items, version=a.version if target == uri else None))
+            if file == a.file:
+                own += [self.to_lsp(p, a.text.split("\n")) for p in problems]
+                continue
+            path = a.path_of(file).resolve()
+            lines = _lines_of(a, file)
+            found.setdefault(from_fs_path(str(path)), []).extend(self.to_lsp(p, lines) for p in problems)
+            line = uses.get(path, 1)
+            s = "s" if len(problems) > 1 else ""
+            pointer = self.to_lsp(Problem(Diagnostic(f"{len(problems)} problem{s} in '{file}': "
+                                                     f"{problems[0].diagnostic.message}", None),
+                                          problems[0].severity), [])
+            pointer.range = t.Range(t.Position(line - 1, 0), t.Position(line - 1, 0))
+            own.append(pointer)
+        self.own[uri] = (a.version, own)
+        touched = {uri}
+        for target, by in self.found.items():
+            if by.pop(uri, None) is not None:
+                touched.add(target)
+        for target, items in found.items():
+            self.found.setdefault(target, {})[uri] = items
+            touched.add(target)
+        for target in sorted(touched, key=lambda x: x == uri):  # the document's own list last
+            self.flush(target)
+
+    def flush(self, uri: str) -> None:
+        """Publish a document's list: its own problems and those found in it by the documents using it."""
+        version, items = self.own.get(uri, (None, []))
+        seen, out = set(), []
+        for d in [*items, *(d for by in self.found.get(uri, {}).values() for d in by)]:
+            key = (d.range.start.line, d.range.start.character, d.message)
+            if key not in seen:
+                seen.add(key)
+                out.append(d)
+        self.text_document_publish_diagnostics(t.PublishDiagnosticsParams(uri=uri, diagnostics=out,
+                                                                          version=version))
+
+    def forget(self, uri: str) -> None:
+        """A document closed: drop its problems and what it found in other files."""
+        self.own.pop(uri, None)
+        touched = {uri}
+        for target, by in self.found.items():
+            if by.pop(uri, None) is not None:
+                touched.add(target)
+        for target in touched:
+            self.flush(target)
 
     # ---- positions
 
@@ -286,8 +316,7 @@ def build_server() -> ArchspecServer:
         st = ls.docs.pop(params.text_document.uri, None)
         if st is not None and st.pending is not None:
             st.pending.cancel()
-        for uri in [params.text_document.uri, *(st.foreign if st else ())]:
-            ls.text_document_publish_diagnostics(t.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+        ls.forget(params.text_document.uri)
 
     @server.feature(t.TEXT_DOCUMENT_HOVER)
     async def hover(ls: ArchspecServer, params: t.HoverParams):
