@@ -192,6 +192,9 @@ async def test_used_file_errors_go_to_the_used_document(lsp: LanguageClient, tmp
     theirs = [d for p in published(lsp) if p.uri == lib for d in p.diagnostics]
     assert [(d.range.start.line, d.range.start.character) for d in theirs] == [(2, 4)]
     assert "rleu" in theirs[0].message
+    # the note "in block 'stem' called at main.arch:5:5" links to the call
+    calls = [r.location for r in theirs[0].related_information or ()]
+    assert [(c.uri, c.range.start) for c in calls] == [(uri, where(text, "stem(8)"))]
     assert mine and mine[0].range.start.line == 1  # at the `use` line
     # go to definition of the block lands in the used file
     loc = await timed(lsp.text_document_definition_async(t.DefinitionParams(
@@ -317,6 +320,41 @@ async def test_definition_symbols_completion_signature_format(lsp: LanguageClien
                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=True).stdout
     assert len(edits) == 1 and edits[0].new_text == fmt != messy
     assert edits[0].range.start == t.Position(0, 0) and edits[0].range.end == t.Position(5, 0)
+
+
+TWO_HEADS = """arch two_heads
+input image: [3, 64, 64]
+network {
+    stem: conv(32, 3, stride = 2, pad = 1);  relu()
+    save features
+    main: { conv(64, 3, stride = 2, pad = 1);  relu();  gap();  flatten();  linear(10) }
+    save logits
+    from features {
+        aux: { gap();  flatten();  linear(10) }
+        save aux_logits
+    }
+    output logits, aux_logits
+}
+"""
+
+
+@pytest.mark.asyncio
+async def test_saved_tensors_inputs_and_groups(lsp: LanguageClient, tmp_path):
+    path = tmp_path / "two.arch"
+    path.write_text(TWO_HEADS)
+    uri = open_doc(lsp, path)
+    doc = t.TextDocumentIdentifier(uri=uri)
+    assert await diagnostics(lsp, uri, 1) == []
+    loc = await timed(lsp.text_document_definition_async(t.DefinitionParams(doc, where(TWO_HEADS, "features {"))))
+    assert loc.range.start == where(TWO_HEADS, "features", "save features")
+    loc = await timed(lsp.text_document_definition_async(t.DefinitionParams(doc, where(TWO_HEADS, "aux_logits",
+                                                                                            "output"))))
+    assert loc.range.start == where(TWO_HEADS, "aux_logits", "save aux_logits")
+    # a labeled group: its totals (conv 3 -> 32 -> 64, 3x3 with bias; linear 64 -> 10)
+    h = hover_text(await timed(lsp.text_document_hover_async(t.HoverParams(doc, where(TWO_HEADS, "main")))))
+    assert "`main` → `[10]`" in h and f"{64 * 32 * 9 + 64 + 64 * 10 + 10:,}" in h and "5 layers" in h
+    h = hover_text(await timed(lsp.text_document_hover_async(t.HoverParams(doc, where(TWO_HEADS, "image")))))
+    assert "input" in h and "[3, 64, 64]" in h
 
 
 @pytest.mark.asyncio

@@ -15,6 +15,7 @@ Settings (initializationOptions, or the `archspec` section of workspace/didChang
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from . import features
 from .document import Analysis, Problem, analyze_text, other_variants
 
 REQUEST_WAIT = 0.5  # seconds a request waits for a running analysis before answering from the last good one
+_WHERE = re.compile(r"(\S+\.arch):(\d+):(\d+)")
 _KINDS = {"op": t.CompletionItemKind.Function, "block": t.CompletionItemKind.Class,
           "param": t.CompletionItemKind.Constant, "value": t.CompletionItemKind.Variable,
           "function": t.CompletionItemKind.Function, "keyword": t.CompletionItemKind.Keyword}
@@ -254,7 +256,15 @@ class ArchspecServer(LanguageServer):
         rng = self.range(lines, pos.line, pos.col, pos.end_line, pos.end_col) if pos else t.Range(
             t.Position(0, 0), t.Position(0, 0))
         message = d.message + "".join(f"\nnote: {n}" for n in d.notes) + (f"\nhint: {d.hint}" if d.hint else "")
-        return t.Diagnostic(range=rng, message=message, severity=t.DiagnosticSeverity(p.severity), source="archspec")
+        related = []
+        for note in d.notes:  # "in block 'basic' called at specs/resnet.arch:48:39": a link to the call
+            for file, line, col in _WHERE.findall(note):
+                path = Path(file) if Path(file).is_absolute() else Path.cwd() / file
+                here = t.Position(int(line) - 1, int(col) - 1)  # columns as characters: close enough for a link
+                related.append(t.DiagnosticRelatedInformation(
+                    t.Location(from_fs_path(str(path)), t.Range(here, here)), note))
+        return t.Diagnostic(range=rng, message=message, severity=t.DiagnosticSeverity(p.severity), source="archspec",
+                            related_information=related or None)
 
     async def at(self, uri: str, position: t.Position) -> tuple[Analysis | None, int, int]:
         a = await self.usable(uri)
