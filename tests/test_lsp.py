@@ -295,6 +295,11 @@ async def test_definition_symbols_completion_signature_format(lsp: LanguageClien
     syms = await timed(lsp.text_document_document_symbol_async(t.DocumentSymbolParams(doc)))
     names = {s.name for s in syms}
     assert {"basic", "bottleneck", "network", "resnet50", "resnet152", "num_classes"} <= names
+    block = next(s for s in syms if s.name == "bottleneck")
+    lines = text.split("\n")
+    first = lines.index(next(x for x in lines if x.startswith("block bottleneck")))
+    assert block.kind == t.SymbolKind.Class and block.range.start == t.Position(first, 0)
+    assert block.range.end.line == lines.index("}", first) and block.selection_range.start == t.Position(first, 6)
     # completion of 'con' at a fresh line offers conv with its signature from the op table
     edited = text.replace("    relu()\n}\n\nnetwork", "    con\n}\n\nnetwork", 1)
     change(lsp, uri, edited, 2)

@@ -39,6 +39,7 @@ class Definition:
     pos: Pos
     within: tuple[int, int, int, int] | None = None  # (line, col, end_line, end_col) of the enclosing body
     detail: str = ""                                  # source text of its value or default, if any
+    extent: tuple[int, int, int, int] | None = None  # the whole declaration (blocks, variants, the network)
 
     def visible_at(self, line: int, col: int) -> bool:
         if self.within is None:
@@ -245,21 +246,25 @@ def definitions(text: str, file: str) -> tuple[list[Definition], bool]:
             out.append(Definition(item.children[0].value, "input", pos(item.children[0]), None, src(item.children[1])))
         elif kind == "variant_decl":
             name, *assigns = item.children
-            out.append(Definition(name.value, "variant", pos(name), None, src(item)))
+            out.append(Definition(name.value, "variant", pos(name), None, src(item), span(item)))
             for a in assigns:
                 out.append(Definition(a.children[0].value, "variant value", pos(a.children[0]), None,
                                       f"{name.value}: {src(a.children[1])}"))
         elif kind == "block_decl":
             name, params, block_body = item.children
             within = span(item)
-            out.append(Definition(name.value, "block", pos(name), None, block_signature(text, item)))
+            out.append(Definition(name.value, "block", pos(name), None, block_signature(text, item), within))
             for prm in (params.children if params is not None else []):
                 if prm is not None:
                     out.append(Definition(prm.children[0].value, "block parameter", pos(prm.children[0]), within,
                                           src(prm.children[1]) if prm.children[1] is not None else ""))
             body(block_body, within)
         elif kind == "network_decl":
-            body(item.children[0], span(item))
+            extent = span(item)
+            if extent is not None:
+                out.append(Definition("network", "network", Pos(file, extent[0], extent[1], extent[0], extent[1] + 7),
+                                      None, "", extent))
+            body(item.children[0], extent)
     return out, True
 
 

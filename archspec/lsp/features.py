@@ -325,7 +325,7 @@ def signature_help(a: Analysis, line: int, col: int) -> Signature | None:
 
 def symbols(a: Analysis) -> list[Definition]:
     """The document's outline: blocks, the network, variants, parameters and inputs."""
-    return [d for d in a.definitions if d.kind in ("block", "variant", "param", "input")]
+    return [d for d in a.definitions if d.kind in ("block", "network", "variant", "param", "input")]
 
 
 def inlay_hints(a: Analysis, first: int = 1, last: int = 1 << 30) -> list[tuple[int, str]]:

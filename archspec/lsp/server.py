@@ -374,14 +374,10 @@ def build_server() -> ArchspecServer:
         lines = a.text.split("\n")
         out = []
         for d in features.symbols(a):
-            rng = ls.range(lines, d.pos.line, d.pos.col, d.pos.end_line, d.pos.end_col)
-            out.append(t.DocumentSymbol(name=d.name, kind=_SYMBOLS[d.kind], range=rng, selection_range=rng,
-                                        detail=d.detail[:80] or d.kind))
-        for i, text in enumerate(lines):
-            if text.startswith("network"):
-                rng = ls.range(lines, i + 1, 1, i + 1, 8)
-                out.append(t.DocumentSymbol(name="network", kind=_SYMBOLS["network"], range=rng,
-                                            selection_range=rng, detail=a.variant or ""))
+            name = ls.range(lines, d.pos.line, d.pos.col, d.pos.end_line, d.pos.end_col)
+            whole = ls.range(lines, *d.extent) if d.extent else name
+            out.append(t.DocumentSymbol(name=d.name, kind=_SYMBOLS[d.kind], range=whole, selection_range=name,
+                                        detail=(a.variant or "") if d.kind == "network" else d.detail[:80] or d.kind))
         return out
 
     @server.feature(t.TEXT_DOCUMENT_FORMATTING)
