@@ -533,3 +533,29 @@ def test_lexer_and_completion_know_every_keyword():
     from archspec.lsp import features
     assert _grammar_keywords() == set(features.KEYWORDS) == set(DECLARATIONS + STATEMENTS + OPERATORS + CONSTANTS)
     assert {"make_divisible", "enumerate", "min"} <= set(features.BUILTINS)
+
+
+def test_a_broken_edit_keeps_the_last_good_figures_on_the_lines_it_left_alone():
+    """In process (no server): the IR of the last good text serves the lines an edit did not touch, and only them."""
+    from archspec.lsp.document import analyze_text, borrow
+    from archspec.lsp.features import hover, inlay_hints
+    path = SPECS / "resnet.arch"
+    text = path.read_text()
+    good = analyze_text(path, text, "resnet50")
+    lines = text.split("\n")
+    conv2 = next(i for i, x in enumerate(lines) if "conv2: conv(width" in x) + 1
+    # insert a broken line above: every later line moves down by one
+    broken = "\n".join(lines[:conv2 - 2] + ["    oops(("] + lines[conv2 - 2:])
+    now = analyze_text(path, broken, "resnet50")
+    assert not now.ok
+    mixed = borrow(now, good)
+    col = lines[conv2 - 1].index("conv2") + 1
+    assert "layer1.0.conv2" in hover(mixed, conv2 + 1, col)  # found on its new line
+    assert hover(mixed, conv2, col) is None or "conv2" not in hover(mixed, conv2, col)
+    shapes = dict(inlay_hints(good))
+    moved = dict(inlay_hints(mixed))
+    assert moved[conv2 + 1] == shapes[conv2] and conv2 - 1 not in moved  # the broken line has no figure
+    # a changed line has no figure even though the IR has one for its old text
+    changed = "\n".join(lines[:conv2 - 1] + [lines[conv2 - 1].replace("pad = 1", "pad = 2") + " oops(("] + lines[conv2:])
+    mixed = borrow(analyze_text(path, changed, "resnet50"), good)
+    assert conv2 not in dict(inlay_hints(mixed)) and "conv2" not in (hover(mixed, conv2, col) or "")

@@ -65,7 +65,21 @@ class Analysis:
     parsed: bool = False                # the text parsed (definitions are current)
     nodes_at: dict[Key, list[int]] = field(default_factory=dict)    # span -> indices into report.layers
     scopes_at: dict[Key, list[Scope]] = field(default_factory=dict)
+    moved: dict[int, int] | None = None  # line of `text` -> line of the text the IR was built from, if another
     _totals: dict[str, list[int]] | None = None
+
+    def ir_line(self, line: int) -> int | None:
+        """The line of the analyzed text that holds this line of the document (None: it changed since)."""
+        return line if self.moved is None else self.moved.get(line)
+
+    def text_of(self, file: str) -> str | None:
+        """The text of a file as it was analyzed (the document or a file it uses)."""
+        if file == self.file:
+            return self.text
+        for block in (self.module.blocks.values() if self.module is not None else ()):
+            if block.module.file == file:
+                return block.module.text
+        return None
 
     @property
     def ok(self) -> bool:
@@ -158,6 +172,33 @@ def other_variants(a: Analysis, limits: Limits = DEFAULT_LIMITS, stop=lambda: Fa
             seen.add((d.message, d.pos))
             noted = Diagnostic(d.message, d.pos, d.hint, [*d.notes, f"in variant '{name}'"])
             out.setdefault(d.pos.file if d.pos else a.file, []).append(Problem(noted))
+    return out
+
+
+def borrow(current: Analysis, good: Analysis) -> Analysis:
+    """The current text (its definitions if it parses) with the IR of `good`, an earlier analysis of it or of a
+    document that uses it; lines that changed since `good` map to no IR node."""
+    old = good.text_of(current.file)
+    moved = None
+    if old is not None and old != current.text:
+        moved = line_map(old, current.text)
+    elif old is None:
+        moved = {}
+    return Analysis(current.path, current.file, current.text, current.version, current.variants, good.variant,
+                    good.module, good.arch, good.report, current.problems, good.files,
+                    current.definitions if current.parsed else good.definitions, current.parsed, good.nodes_at,
+                    good.scopes_at, moved)
+
+
+def line_map(old: str, new: str, most: int = 20_000) -> dict[int, int]:
+    """Line of `new` -> line of `old` (1-based) for the lines an edit left alone; nothing for huge texts."""
+    import difflib
+    a, b = old.split("\n"), new.split("\n")
+    if len(a) > most or len(b) > most:
+        return {}
+    out = {}
+    for i, j, n in difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks():
+        out.update((j + k + 1, i + k + 1) for k in range(n))
     return out
 
 

@@ -107,8 +107,8 @@ def hover(a: Analysis, line: int, col: int) -> str | None:
     if kind == "none":
         return None
     w = word_at(line_of(a.text, line), col)
-    if kind in ("call", "label") and a.report is not None:
-        k = (a.file, key[0], key[1])
+    if kind in ("call", "label") and a.report is not None and a.ir_line(key[0]) is not None:
+        k = (a.file, a.ir_line(key[0]), key[1])
         text = _hover_nodes(a, a.nodes_at.get(k, []), w[0]) or _hover_scopes(a, a.scopes_at.get(k, []))
         if text:
             return text
@@ -341,12 +341,16 @@ def inlay_hints(a: Analysis, first: int = 1, last: int = 1 << 30) -> list[tuple[
             more = " …" if any(s != shapes[0] for s in shapes) else ""
             per_line[line] = (col, f"-> {_shape(shapes[0])}{more}")
 
+    back = None if a.moved is None else {old: new for new, old in a.moved.items()}
+    here = lambda line: line if back is None else back.get(line, 0)  # noqa: E731  0: a line that changed
     for (file, line, col), scopes in a.scopes_at.items():
+        line = here(line)
         if file == a.file:
             totals = [a.totals(s.name) for s in scopes]
             if all(totals):
                 put(line, col, [a.report.layers[x[3]].shape for x in totals])
     for (file, line, col), indices in a.nodes_at.items():
+        line = here(line)
         if file == a.file:
             put(line, col, [a.report.layers[i].shape for i in indices])
     return sorted((line, label) for line, (_, label) in per_line.items())

@@ -30,7 +30,7 @@ from .. import __version__
 from ..errors import Diagnostic
 from ..limits import DEFAULT_LIMITS
 from . import features
-from .document import Analysis, Problem, analyze_text, other_variants
+from .document import Analysis, Problem, analyze_text, borrow, other_variants
 
 REQUEST_WAIT = 0.5  # seconds a request waits for a running analysis before answering from the last good one
 _WHERE = re.compile(r"(\S+\.arch):(\d+):(\d+)")
@@ -107,17 +107,20 @@ class ArchspecServer(LanguageServer):
         """For requests: the current analysis, its definitions and IR taken from the last good one when the
         text does not analyze (a half-typed line must not blank out hovers and completion)."""
         a = await self.analysis(uri)
+        if a is None:
+            return None
         good = self.docs[uri].good
-        if a is not None and not a.ok and a.module is not None and a.module.network is None and not a.variants:
+        if not a.ok and a.module is not None and a.module.network is None and not a.variants:
             # A library of blocks: its nodes are in the analysis of a document that uses it.
             good = next((d.good for d in self.docs.values() if d.good is not None and a.file in d.good.files
                          and d.good.file != a.file), good)
-        if a is None or a.ok or good is None:
+        doc = self.workspace.get_text_document(uri)
+        if a.version != doc.version:  # the current text's analysis is taking long: answer for it from this one
+            good = a if a.ok else good
+            a = Analysis(a.path, a.file, doc.source, doc.version, a.variants, None, None, None, None, {}, a.files)
+        if a.ok or good is None:
             return a
-        if a.parsed:
-            return Analysis(a.path, a.file, a.text, a.version, a.variants, good.variant, good.module, good.arch,
-                            good.report, a.problems, good.files, a.definitions, True, good.nodes_at, good.scopes_at)
-        return good
+        return borrow(a, good)
 
     def refresh_all(self, but: str | None = None) -> None:
         """Analyze every open document again (a setting or a file they may use changed)."""
