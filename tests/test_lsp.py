@@ -394,7 +394,8 @@ async def test_fuzz_corpus_through_did_change_never_crashes_or_hangs(lsp: Langua
     sources = fuzz.zoo_sources()
     cases = [fuzz.generate(c)[0] for _ in range(60)] + [fuzz.mutated_case(sources, c)[0] for _ in range(60)]
     cases += [p.read_text() for p in sorted((REPO / "tests" / "fixtures" / "fuzz_regressions").glob("*.arch"))]
-    cases += ["", "\x00", "network {" * 200, "é" * 5000 + "\n", "\ud800", "block b(" * 50, "}" * 1000]
+    cases += ["", "\x00", "network {" * 200, "é" * 5000 + "\n", "\ud800", "block b(" * 50, "}" * 1000,
+              "}\n" * 150_000, "x" * 300_000]  # over the size limit, in many lines and in one
     path = tmp_path / "fuzz.arch"
     path.write_text("")
     uri = open_doc(lsp, path, "")

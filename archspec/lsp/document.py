@@ -140,7 +140,8 @@ def analyze_text(path: Path, text: str, variant: str | None = None, version: int
                       report, {}, _files(module, path, file))
     for p in problems:
         result.problems.setdefault(p.diagnostic.pos.file if p.diagnostic.pos else file, []).append(p)
-    result.definitions, result.parsed = definitions(text, file)
+    if module is not None:  # parsed within the limits (a cache hit now); a huge document is not parsed again
+        result.definitions, result.parsed = definitions(text, file)
     if report is not None:
         _index(result)
     return result
@@ -190,15 +191,19 @@ def borrow(current: Analysis, good: Analysis) -> Analysis:
                     good.scopes_at, moved)
 
 
-def line_map(old: str, new: str, most: int = 20_000) -> dict[int, int]:
-    """Line of `new` -> line of `old` (1-based) for the lines an edit left alone; nothing for huge texts."""
-    import difflib
+def line_map(old: str, new: str) -> dict[int, int]:
+    """Line of `new` -> line of `old` (1-based) for the lines before and after the changed region: exact for
+    one contiguous edit (what typing makes), and linear, unlike a diff, on any text."""
     a, b = old.split("\n"), new.split("\n")
-    if len(a) > most or len(b) > most:
-        return {}
-    out = {}
-    for i, j, n in difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks():
-        out.update((j + k + 1, i + k + 1) for k in range(n))
+    n = min(len(a), len(b))
+    head = 0
+    while head < n and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < n - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    out = {i: i for i in range(1, head + 1)}
+    out.update((len(b) - k, len(a) - k) for k in range(tail))
     return out
 
 

@@ -388,6 +388,8 @@ def build_server() -> ArchspecServer:
         from ..errors import SpecError
         from ..formatter import format_text
         doc = ls.workspace.get_text_document(params.text_document.uri)
+        if len(doc.source) > DEFAULT_LIMITS.max_file_bytes:
+            return None  # as `archspec fmt`: the diagnostics say the file is over the limit
         try:
             new = format_text(doc.source, Path(doc.path or "spec.arch").name)
         except (SpecError, RecursionError):
