@@ -309,8 +309,15 @@ async def test_definition_symbols_completion_signature_format(lsp: LanguageClien
     conv = [i for i in items if i.label == "conv"]
     assert conv and conv[0].detail.startswith("conv(out, kernel, stride=1")
     assert all(i.label.startswith("con") for i in items)
+    # inside a call, the op's keyword arguments come first
+    edited = text.replace("conv3: conv(out, 1, bias = false)", "conv3: conv(out, 1, bi)", 1)
+    change(lsp, uri, edited, 3)
+    pos = where(edited, "bi)", "conv3: conv(out, 1, bi)")
+    items = (await timed(lsp.text_document_completion_async(t.CompletionParams(doc, t.Position(pos.line, pos.character
+                                                                                                + 2))))).items
+    assert items[0].label == "bias" and items[0].detail == "conv: bias=true"
     # signature help inside a call: the argument being written
-    change(lsp, uri, text, 3)
+    change(lsp, uri, text, 4)
     inside = where(text, "stride = stride, pad = 1, groups", "conv2: conv(width")
     sig = await timed(lsp.text_document_signature_help_async(t.SignatureHelpParams(doc, inside)))
     assert sig.signatures[0].label.startswith("conv(out, kernel") and sig.active_parameter == 2

@@ -69,7 +69,7 @@ def _shape(shape) -> str:
     return "[" + ", ".join(map(str, shape)) + "]"
 
 
-def statement_key(a: Analysis, line: int, col: int) -> tuple[str, tuple[int, int, int] | None]:
+def statement_key(a: Analysis, line: int, col: int) -> tuple[str, tuple[int, int] | None]:
     """What the cursor is on: ('call', key) for an op or block call, ('label', key) for a label (the key of
     the statement it labels), ('name', None) otherwise. A key is (line, col) of a statement, as spans record."""
     text = line_of(a.text, line)
@@ -81,7 +81,7 @@ def statement_key(a: Analysis, line: int, col: int) -> tuple[str, tuple[int, int
     while j < len(text) and text[j] in " \t":
         j += 1
     if j < len(text) and text[j] == "(":
-        return "call", (line, start, 0)
+        return "call", (line, start)
     k = end - 1
     while k < len(text) and (text[k] == "{" or text[k].isalnum() or text[k] == "_"):  # layer{i + 1}:
         if text[k] == "{":
@@ -97,7 +97,7 @@ def statement_key(a: Analysis, line: int, col: int) -> tuple[str, tuple[int, int
         while k < len(text) and text[k] in " \t":
             k += 1
         if k < len(text):
-            return "label", (line, k + 1, 0)
+            return "label", (line, k + 1)
     return "name", None
 
 
@@ -109,7 +109,7 @@ def hover(a: Analysis, line: int, col: int) -> str | None:
     w = word_at(line_of(a.text, line), col)
     if kind in ("call", "label") and a.report is not None and a.ir_line(key[0]) is not None:
         k = (a.file, a.ir_line(key[0]), key[1])
-        text = _hover_nodes(a, a.nodes_at.get(k, []), w[0]) or _hover_scopes(a, a.scopes_at.get(k, []))
+        text = _hover_nodes(a, a.nodes_at.get(k, [])) or _hover_scopes(a, a.scopes_at.get(k, []))
         if text:
             return text
     return _hover_name(a, w[0], line, col)
@@ -119,7 +119,7 @@ def _costs(params: int, macs: int, field) -> str:
     return f"params **{params:,}** · {macs_text(macs)} · receptive field {field}"
 
 
-def _hover_nodes(a: Analysis, indices: list[int], word: str) -> str | None:
+def _hover_nodes(a: Analysis, indices: list[int]) -> str | None:
     if not indices:
         return None
     rows: list[Layer] = [a.report.layers[i] for i in indices]
@@ -235,7 +235,7 @@ def definition(a: Analysis, line: int, col: int) -> Target | None:
 @dataclass(frozen=True)
 class Completion:
     label: str
-    kind: str       # op, block, param, value, keyword, function
+    kind: str       # op, block, param, value, keyword, function, argument
     detail: str = ""
     doc: str = ""
 
@@ -246,6 +246,9 @@ def completions(a: Analysis, line: int, col: int) -> list[Completion]:
     w = word_at(line_of(a.text, line), col)
     prefix = w[0][:col - w[1]] if w else ""
     out: list[Completion] = []
+    sig = signature_help(a, line, col)
+    if sig is not None:  # inside a call: its keyword arguments first
+        out += [Completion(p.split("=")[0].strip(), "argument", f"{sig.label.split('(')[0]}: {p}") for p in sig.params]
     for name, op in sorted(op_table.REGISTRY.items()):
         out.append(Completion(name, "op", op_signature(name)[0], op.doc))
     blocks = {d.name: d.detail for d in a.definitions if d.kind == "block"}

@@ -36,7 +36,8 @@ REQUEST_WAIT = 0.5  # seconds a request waits for a running analysis before answ
 _WHERE = re.compile(r"(\S+\.arch):(\d+):(\d+)")
 _KINDS = {"op": t.CompletionItemKind.Function, "block": t.CompletionItemKind.Class,
           "param": t.CompletionItemKind.Constant, "value": t.CompletionItemKind.Variable,
-          "function": t.CompletionItemKind.Function, "keyword": t.CompletionItemKind.Keyword}
+          "function": t.CompletionItemKind.Function, "keyword": t.CompletionItemKind.Keyword,
+          "argument": t.CompletionItemKind.Property}
 _SYMBOLS = {"block": t.SymbolKind.Class, "variant": t.SymbolKind.EnumMember, "param": t.SymbolKind.Constant,
             "input": t.SymbolKind.Variable, "network": t.SymbolKind.Module}
 
