@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -420,5 +421,7 @@ def build_server() -> ArchspecServer:
 
 
 def main() -> int:
-    build_server().start_io()
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # the protocol owns stdout: a stray print must not corrupt it
+    build_server().start_io(stdin, stdout)
     return 0
