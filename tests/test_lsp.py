@@ -291,6 +291,11 @@ async def test_definition_symbols_completion_signature_format(lsp: LanguageClien
     assert loc.uri == uri and loc.range.start == where(text, "bottleneck", "block bottleneck")
     loc = await timed(lsp.text_document_definition_async(t.DefinitionParams(doc, where(text, "out, 1", "conv3"))))
     assert loc.range.start == where(text, "out", "out = planes")
+    # a parameter; a variant's value (the analyzed variant's: the first, resnet18)
+    loc = await timed(lsp.text_document_definition_async(t.DefinitionParams(doc, where(text, "width_per_group /"))))
+    assert loc.range.start == where(text, "width_per_group", "param width_per_group")
+    loc = await timed(lsp.text_document_definition_async(t.DefinitionParams(doc, where(text, "layers)"))))
+    assert loc.range.start == where(text, "layers", "variant resnet18")
     # symbols: the blocks, the variants, the network
     syms = await timed(lsp.text_document_document_symbol_async(t.DocumentSymbolParams(doc)))
     names = {s.name for s in syms}
