@@ -572,3 +572,33 @@ def test_a_broken_edit_keeps_the_last_good_figures_on_the_lines_it_left_alone():
     changed = "\n".join(lines[:conv2 - 1] + [lines[conv2 - 1].replace("pad = 1", "pad = 2") + " oops(("] + lines[conv2:])
     mixed = borrow(analyze_text(path, changed, "resnet50"), good)
     assert conv2 not in dict(inlay_hints(mixed)) and "conv2" not in (hover(mixed, conv2, col) or "")
+
+
+def test_other_variants_errors_are_reported_with_their_variant(tmp_path):
+    """In process: `archspec check` checks every variant; the editor reports the others' errors, noted."""
+    from archspec.lsp.document import analyze_text, other_variants
+    text = ("arch f\nparam width = 8\ninput x: [4, 16, 16]\nvariant small { width = 8 }\nvariant odd { width = 3 }\n"
+            "network {\n    conv(width, 3, groups = 2)\n}\n")
+    path = tmp_path / "f.arch"
+    a = analyze_text(path, text)
+    assert a.ok and a.variant == "small"
+    more = other_variants(a)
+    (problems,) = more.values()
+    assert len(problems) == 1 and problems[0].diagnostic.notes[-1] == "in variant 'odd'"
+    assert problems[0].diagnostic.pos.line == 7 and "groups" in problems[0].diagnostic.message
+    assert other_variants(a, stop=lambda: True) == {}
+
+
+@pytest.mark.asyncio
+async def test_server_reports_other_variants_after_a_pause(lsp: LanguageClient, tmp_path):
+    text = ("arch f\nparam width = 8\ninput x: [4, 16, 16]\nvariant small { width = 8 }\nvariant odd { width = 3 }\n"
+            "network {\n    conv(width, 3, groups = 2)\n}\n")
+    path = tmp_path / "f.arch"
+    path.write_text(text)
+    uri = open_doc(lsp, path)
+    assert await diagnostics(lsp, uri, 1) == []  # the first variant at once
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not [p for p in published(lsp) if p.uri == uri][-1].diagnostics:
+        await asyncio.sleep(0.05)
+    (d,) = [p for p in published(lsp) if p.uri == uri][-1].diagnostics
+    assert d.range.start == where(text, "conv") and "in variant 'odd'" in d.message

@@ -130,6 +130,8 @@ def analyze_text(path: Path, text: str, variant: str | None = None, version: int
             problems += _warnings(arch, report)
         else:
             arch = None
+    except SpecError as exc:
+        errors.extend(exc.diagnostics)
     except (RecursionError, MemoryError) as exc:  # bounded by Limits; kept out of the editor all the same
         errors.append(Diagnostic(f"the spec could not be analyzed: {type(exc).__name__}", Pos(file, 1, 1)))
     except Exception as exc:  # noqa: BLE001  a bug in archspec must not take the editor's server down
@@ -165,6 +167,8 @@ def other_variants(a: Analysis, limits: Limits = DEFAULT_LIMITS, stop=lambda: Fa
                 arch = lower(a.module, name, {}, limits, errors, None)
             if arch is not None and not errors:
                 errors = check_budgets(arch)
+        except SpecError as exc:
+            errors = exc.diagnostics
         except Exception as exc:  # noqa: BLE001  as in analyze_text
             errors = [Diagnostic(f"internal error in archspec ({type(exc).__name__}: {exc})", Pos(a.file, 1, 1))]
         for d in errors:
