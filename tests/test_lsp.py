@@ -277,6 +277,12 @@ async def test_variant_selector(lsp: LanguageClient):
     blocks = [int(x) for x in re.search(r"resnet152 .*layers = \[([\d, ]+)\]", text)[1].split(",")]
     h = hover_text(await timed(lsp.text_document_hover_async(at)))
     assert f"{sum(blocks)} instances in resnet152" in h
+    # one variant per file
+    lsp.workspace_did_change_configuration(t.DidChangeConfigurationParams(
+        {"archspec": {"variant": {"resnet.arch": "resnet101", "efficientnet.arch": "efficientnet_b7"}}}))
+    blocks = [int(x) for x in re.search(r"resnet101 .*layers = \[([\d, ]+)\]", text)[1].split(",")]
+    h = hover_text(await timed(lsp.text_document_hover_async(at)))
+    assert f"{sum(blocks)} instances in resnet101" in h
 
 
 @pytest.mark.asyncio

@@ -8,7 +8,7 @@ hostile document. Other variants of a family file are checked once the document 
 second, after its own diagnostics are published.
 
 Settings (initializationOptions, or the `archspec` section of workspace/didChangeConfiguration):
-    variant      the variant to analyze in family files (default: each file's first variant)
+    variant      the variant to analyze in family files, or {file name: variant} (default: each file's first)
     debounce     seconds of quiet before a burst of edits is analyzed (default 0.15)
     inlayHints   show `-> [C, H, W]` after each line (default true)
 """
@@ -74,6 +74,13 @@ class ArchspecServer(LanguageServer):
                     if key in options:
                         self.settings[key] = options[key]
 
+    def variant_for(self, path: Path) -> str | None:
+        """The `variant` setting: one name for every file, or {file name: variant}."""
+        chosen = self.settings["variant"]
+        if isinstance(chosen, dict):
+            chosen = chosen.get(path.name, chosen.get(path.stem))
+        return chosen if isinstance(chosen, str) else None
+
     def debounce(self) -> float:
         try:
             return min(max(float(self.settings["debounce"]), 0.0), 5.0)
@@ -90,8 +97,8 @@ class ArchspecServer(LanguageServer):
         if st.latest is not None and st.latest.version == doc.version:
             return st.latest
         if st.running is None or st.running_version != doc.version:
-            variant = self.settings["variant"] if isinstance(self.settings["variant"], str) else None
             path = Path(to_fs_path(uri) or uri)
+            variant = self.variant_for(path)
             st.running = asyncio.get_running_loop().run_in_executor(
                 self.pool, analyze_text, path, doc.source, variant, doc.version)
             st.running_version = doc.version
