@@ -112,6 +112,13 @@ def hover(a: Analysis, line: int, col: int) -> str | None:
         text = _hover_nodes(a, a.nodes_at.get(k, [])) or _hover_scopes(a, a.scopes_at.get(k, []))
         if text:
             return text
+        called = word_at(line_of(a.text, line), key[1])  # the op or block the statement calls, if it calls one
+        blocks = a.module.blocks if a.module is not None else {}
+        if (a.moved is None and called and statement_key(a, line, key[1])[0] == "call"
+                and (called[0] in op_table.REGISTRY or called[0] in blocks)):
+            # the IR is of this very text: this call makes no node in the analyzed variant
+            name = _hover_name(a, w[0], line, col)
+            return (name + "\n\n" if name else "") + f"*not built in {a.variant or a.report.name}*"
     return _hover_name(a, w[0], line, col)
 
 
