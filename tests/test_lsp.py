@@ -634,3 +634,26 @@ async def test_a_slow_document_does_not_hold_requests(lsp: LanguageClient, tmp_p
     await timed(lsp.text_document_document_symbol_async(t.DocumentSymbolParams(doc)))
     assert await diagnostics(lsp, uri, 2, timeout=60) == []
     assert time.perf_counter() - start > REQUEST_BOUND  # it was slow indeed
+
+
+def test_every_node_of_the_zoo_hovers_with_its_shape():
+    """In process: for each zoo model, hovering where the IR says a node comes from shows that node (its first
+    instance's name and shape), so spans and the cursor's reading of the line agree everywhere."""
+    from archspec import zoo
+    from archspec.lsp.document import analyze_text
+    from archspec.lsp.features import hover
+    checked = 0
+    for name, entry in sorted(zoo.entries().items()):
+        a = analyze_text(entry.path, entry.path.read_text(), entry.variant)
+        assert a.ok, name
+        first = {}
+        for node in a.arch.nodes:
+            first.setdefault((node.span.file, node.span.line, node.span.col), node)
+        for (file, line, col), node in first.items():
+            if file != a.file:
+                continue
+            h = hover(a, line, col)
+            shape = "[" + ", ".join(map(str, node.shape)) + "]"
+            assert h and f"`{node.name}` → `{shape}`" in h, (name, node.name, line, col, h)
+            checked += 1
+    assert checked > 500

@@ -107,7 +107,9 @@ def hover(a: Analysis, line: int, col: int) -> str | None:
     if kind == "none":
         return None
     w = word_at(line_of(a.text, line), col)
-    if kind in ("call", "label") and a.report is not None and a.ir_line(key[0]) is not None:
+    if kind == "name":  # a statement keyword makes a node too: the merge of `residual`, `dense`, `branch` ...
+        kind, key = "keyword", (line, w[1])
+    if a.report is not None and a.ir_line(key[0]) is not None:
         k = (a.file, a.ir_line(key[0]), key[1])
         text = _hover_nodes(a, a.nodes_at.get(k, [])) or _hover_scopes(a, a.scopes_at.get(k, []))
         if text:
