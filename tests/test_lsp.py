@@ -657,3 +657,21 @@ def test_every_node_of_the_zoo_hovers_with_its_shape():
             assert h and f"`{node.name}` → `{shape}`" in h, (name, node.name, line, col, h)
             checked += 1
     assert checked > 500
+
+
+def test_block_call_hover_has_the_instance_totals_signature_and_doc_comment():
+    from archspec.lsp.document import analyze_text
+    from archspec.lsp.features import hover
+    path = SPECS / "densenet.arch"
+    text = path.read_text()
+    a = analyze_text(path, text, "densenet121")
+    lines = text.split("\n")
+    decl = next(i for i, x in enumerate(lines) if x.startswith("block dense_layer"))
+    call = next(i for i, x in enumerate(lines) if "dense_layer()" in x and not x.startswith("block"))
+    h = hover(a, call + 1, lines[call].index("dense_layer") + 1)
+    assert lines[decl - 1].lstrip("# ") in h and "block dense_layer()" in h
+    layer = a.report.scope("features.denseblock1.denselayer1")  # the first instance
+    assert f"`features.denseblock1.denselayer1` → `[{', '.join(map(str, layer.shape))}]`" in h
+    assert f"params **{layer.params:,}**" in h
+    blocks = [int(x) for x in re.search(r"densenet121 .*blocks = \[([\d, ]+)\]", text)[1].split(",")]
+    assert f"{sum(blocks)} instances in densenet121" in h
