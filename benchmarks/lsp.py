@@ -4,7 +4,8 @@ with `archspec check` of the same file and variant (a whole process) and the fro
 Target (issue 18): median below 50 ms for hover and diagnostics after an edit. The server runs as
 `archspec lsp` over stdio, driven by pygls's client; each edit changes a parameter's value (1000 <-> 1001
 classes), so every edit is a real re-analysis, and edits are spaced beyond the debounce, as typing pauses
-are (a burst of keystrokes is analyzed once, after the debounce).
+are (a burst of keystrokes is analyzed once, after the debounce). The check of the other variants waits for
+0.5 s of quiet, so it does not run between these edits.
 
 Run: .venv/bin/python benchmarks/lsp.py [--repeat N]
 """
