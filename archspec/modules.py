@@ -39,20 +39,21 @@ def display_name(path: Path) -> str:
 
 
 def read_module(path: Path, root: Path, limits: Limits, errors: list[Diagnostic], stack: tuple[Path, ...] = (),
-                use_pos: Pos | None = None, done: dict | None = None) -> SpecModule | None:
+                use_pos: Pos | None = None, done: dict | None = None, text: str | None = None) -> SpecModule | None:
     """Read, parse and index a spec file and, recursively, the files it `use`s. `done` maps the files
     already read in this load to their modules: a file used twice (a diamond) is read once, and its blocks
-    are the same blocks on both paths."""
+    are the same blocks on both paths. `text` stands for the file's contents when given (an editor's unsaved
+    buffer, `archspec lsp`), under the same checks."""
     done = {} if done is None else done
     key = path.resolve()
     if key in done:
         return done[key]
     done[key] = None  # a failed read is reported once
     file = display_name(path)
-    data = b""
+    data = b"" if text is None else text.encode("utf-8", errors="replace")  # a lone surrogate from JSON: '?'
     try:
-        size = path.stat().st_size
-        if size <= limits.max_file_bytes:  # st_size may lie (a growing file, /proc): read at most one byte more
+        size = path.stat().st_size if text is None else len(data)
+        if size <= limits.max_file_bytes and text is None:  # st_size may lie (a growing file): read 1 byte more
             with path.open("rb") as f:
                 data = f.read(limits.max_file_bytes + 1)
             size = max(size, len(data))

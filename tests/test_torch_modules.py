@@ -16,8 +16,8 @@ from torch import fx, nn  # noqa: E402
 
 import archspec  # noqa: E402
 from archspec.analysis import taps  # noqa: E402
-from compiler import to_torch  # noqa: E402
-from compiler import torch as backend  # noqa: E402
+from archspec_compiler import to_torch  # noqa: E402
+from archspec_compiler import torch as backend  # noqa: E402
 
 REF = json.loads((Path(__file__).parent / "reference" / "torchvision_modules.json").read_text())
 MODELS = sorted(REF)
@@ -325,7 +325,7 @@ def test_analyze_and_compile_report_the_same_taps(tmp_path, capsys):
 
 def test_emitted_feature_extractor_equals_to_torch(tmp_path):
     import importlib.util
-    from compiler.pysource import emit_python
+    from archspec_compiler.pysource import emit_python
     arch = archspec.load("resnet18", input_size=(64, 64))
     names = ["layer2", "layer3", "layer4"]
     path = tmp_path / "r18_feats.py"
@@ -349,7 +349,7 @@ def test_emitted_feature_extractor_equals_to_torch(tmp_path):
 
 
 def test_emitted_comments_are_sanitized(tmp_path):
-    from compiler.pysource import emit_python
+    from archspec_compiler.pysource import emit_python
     evil = tmp_path / "we\nird\x1b.arch"
     evil.write_text("arch evil\ninput x: [3, 8, 8]\nblock b() { c: conv(4, 3, pad = 1); relu() }\n"
                     "network { stage: b(); gap(); flatten() }\n")
@@ -379,7 +379,7 @@ def interleaved():
 def test_interleaved_scope_is_a_container_and_survives_copies(tmp_path):
     import copy
     import importlib.util
-    from compiler.pysource import emit_python
+    from archspec_compiler.pysource import emit_python
     arch = interleaved()
     torch.manual_seed(0)
     m = to_torch(arch).eval()

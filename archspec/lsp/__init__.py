@@ -1,0 +1,1 @@
+"""Language server for archspec (`archspec lsp`); needs the `lsp` extra (pygls)."""
