@@ -569,6 +569,13 @@ def test_every_command_is_bounded_on_small_files(tmp_path):
     assert not failures, "\n".join(failures)
 
 
+def test_fan_based_init_of_a_norm_is_refused(tmp_path):
+    """Found by the fuzz campaign: `init bn = "xavier_uniform"` crashed to_torch and the generated build()."""
+    text = load_error(spec(tmp_path, 'arch x\ninput img: [3, 8, 8]\ninit bn = "xavier_uniform"\n'
+                                     "network { conv(4, 3);  bn() }\n"))
+    assert "needs a weight matrix" in text and "x.arch:3:11" in text
+
+
 # ---------------------------------------------------------------- the fuzzer's new surfaces, briefly
 
 @pytest.mark.parametrize("kind, n", [("ir", 300), ("filename", 150), ("python", 40)])
