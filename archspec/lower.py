@@ -777,10 +777,11 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_s
             if tok.value not in op_table.REGISTRY:
                 raise EvalError(f"init for an unknown op '{tok}'", tok, did_you_mean(tok.value, op_table.REGISTRY))
             scheme = low.eval(expr, frame)
+            if isinstance(scheme, str) and scheme in INIT_SCHEMES:
+                _check_init(tok, expr, scheme)  # what the op table knows: weights, and their rank
             problem = init_problem(tok.value, scheme) if isinstance(scheme, str) else "an init scheme is a string"
             if problem:
                 raise EvalError(problem, expr, "one of: " + ", ".join(INIT_SCHEMES))
-            _check_init(tok, expr, scheme)  # what the op table knows: weights, and their rank
             init[tok.value] = scheme
         except EvalError as exc:
             low.error(str(exc), exc.where, exc.hint)
