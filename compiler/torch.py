@@ -397,6 +397,21 @@ def inplace_nodes(arch: Architecture) -> set[str]:
             and n.inputs[0] not in aliasing}
 
 
+def inplace_adds(arch: Architecture, protected: frozenset = frozenset()) -> frozenset:
+    """Adds that may write into their first input, as torchvision's `out += identity` (at batch 8 a fresh
+    tensor per residual add costs ResNet-50 ~4%): that input is a batch norm's output (its backward does
+    not need it) of the add's own shape, read by nothing else and not returned (nor in `protected`)."""
+    readers: dict[str, int] = {}
+    for node in arch.nodes:
+        for i in node.inputs:
+            readers[i] = readers.get(i, 0) + 1
+    protected = protected | {i.name for i in arch.inputs} | {o.node for o in arch.outputs}
+    ops = {n.name: n for n in arch.nodes}
+    return frozenset(n.name for n in arch.nodes if n.op == "add" and len(n.inputs) == 2
+                     and getattr(ops.get(n.inputs[0]), "op", None) == "bn" and readers[n.inputs[0]] == 1
+                     and n.inputs[0] not in protected and tuple(ops[n.inputs[0]].shape) == tuple(n.shape))
+
+
 def _set_inplace(spec: ModuleSpec) -> ModuleSpec:
     return ModuleSpec(spec.cls, spec.args, {**spec.kwargs, "inplace": True})
 
@@ -473,12 +488,13 @@ def make_plan(arch: Architecture, kinds: dict[str, str], outputs: list[str] | No
 
 
 def build_graph(arch: Architecture, p: Plan | None = None, path: str = ROOT, kinds: dict[str, str] | None = None,
-                taps: dict[str, str] | None = None, elide: frozenset = frozenset()) -> fx.Graph:
+                taps: dict[str, str] | None = None, elide: frozenset = frozenset(),
+                adds: frozenset = frozenset()) -> fx.Graph:
     """The forward of one callable container of plan `p` as straight-line fx code: a call_module per
     layer or callable child, call_function for function ops, get_attr for parameters. Without a plan:
     the whole dataflow flat in one graph (one call_module per layer, by its full path).
     taps (the root only): return {tap name: value} instead of the outputs. elide: layers skipped (their
-    value is their input's: batch norms folded away)."""
+    value is their input's: batch norms folded away). adds: adds written into their first input."""
     if kinds is None:
         kinds = {n.name: "function" if n.op in MERGES else "module" for n in arch.nodes}
     p = p or make_plan(arch, kinds, flat=True)
@@ -505,7 +521,9 @@ def build_graph(arch: Architecture, p: Plan | None = None, path: str = ROOT, kin
         if item in elide:
             env[item] = args[0]
             continue
-        if kind == "function":
+        if item in adds:
+            env[item] = graph.call_method("add_", tuple(args))
+        elif kind == "function":
             env[item] = MERGES[node.op].fx(graph, args, node.attrs)
         elif kind == "parameter":
             env[item] = graph.get_attr(c.rel(item))
@@ -522,7 +540,8 @@ def build_graph(arch: Architecture, p: Plan | None = None, path: str = ROOT, kin
 
 
 def assemble(arch: Architecture, p: Plan, leaves: dict[str, nn.Module | nn.Parameter], kinds: dict[str, str],
-             taps: dict[str, str] | None = None, elide: frozenset = frozenset()) -> nn.Module:
+             taps: dict[str, str] | None = None, elide: frozenset = frozenset(),
+             adds: frozenset = frozenset()) -> nn.Module:
     """The module tree of plan `p` around the given leaf modules and parameters (shared, not copied):
     callable containers are fx.GraphModules running their own forward, chains are nn.Sequential,
     the others plain containers. Children keep IR order, so state_dict order is IR order."""
@@ -549,7 +568,7 @@ def assemble(arch: Architecture, p: Plan, leaves: dict[str, nn.Module | nn.Param
             module = nn.Sequential(OrderedDict(holder._modules))
         elif c.callable:
             cls = class_name(arch) if path == ROOT else _camel(blocks.get(path) or "block")
-            module = Block(holder, build_graph(arch, p, path, kinds, taps if path == ROOT else None, elide),
+            module = Block(holder, build_graph(arch, p, path, kinds, taps if path == ROOT else None, elide, adds),
                            class_name=cls)
             # GraphModule registers what its code uses, in code order; keep the IR's registration order.
             _restore_children(module, {attr: getattr(holder, attr) for attr in _CHILD_DICTS})
@@ -586,7 +605,7 @@ def build_leaves(arch: Architecture, inplace: bool = True) -> tuple[dict[str, nn
 def build_tree(arch: Architecture, inplace: bool = True) -> nn.Module:
     """The module tree with fresh weights (no init schemes applied)."""
     leaves, kinds = build_leaves(arch, inplace)
-    return assemble(arch, make_plan(arch, kinds), leaves, kinds)
+    return assemble(arch, make_plan(arch, kinds), leaves, kinds, adds=inplace_adds(arch) if inplace else frozenset())
 
 
 def class_name(arch: Architecture) -> str:
@@ -626,7 +645,7 @@ def to_torch(arch: Architecture, weights: str | Path | dict | None = None, stric
     from .runtime import check_fits
     check_fits(analyze(arch).params * 4, f"building the weights of {arch.title}")  # before torch allocates them
     leaves, kinds = build_leaves(arch, inplace)
-    module = assemble(arch, make_plan(arch, kinds), leaves, kinds)
+    module = assemble(arch, make_plan(arch, kinds), leaves, kinds, adds=inplace_adds(arch) if inplace else frozenset())
     apply_init(arch, module)
     if weights is not None:
         load_weights(module, arch, weights, strict=strict)
@@ -646,7 +665,8 @@ def to_torch(arch: Architecture, weights: str | Path | dict | None = None, stric
         prepack_cpu(leaves)
     if tap_nodes is not None or inference:
         p = make_plan(arch, kinds, list(dict.fromkeys(tap_nodes.values())) if tap_nodes else None)
-        module = assemble(arch, p, {k: v for k, v in leaves.items() if k in p.nodes}, kinds, tap_nodes, elide)
+        adds = inplace_adds(arch, frozenset(tap_nodes.values()) if tap_nodes else frozenset()) if inplace else frozenset()
+        module = assemble(arch, p, {k: v for k, v in leaves.items() if k in p.nodes}, kinds, tap_nodes, elide, adds)
     info = {"arch_name": arch.title, "input_names": tuple(i.name for i in arch.inputs),
             "output_names": tuple(tap_nodes) if tap_nodes else tuple(o.name for o in arch.outputs)}
     for key, value in info.items():

@@ -210,6 +210,32 @@ def test_inplace_activations_do_not_change_results(tmp_path):
     assert inplace == {arch.nodes[-1].name} and arch.nodes[-2].op == "add"
 
 
+def test_residual_adds_write_into_the_batch_norm_output_as_torchvision():
+    """`out += identity`: the add writes into bn3's output (no fresh tensor per block), never into a value
+    read elsewhere, a feature tap or anything with inplace=False; results and gradients are unchanged."""
+    arch = small_arch("resnet18")
+    fast, safe = to_torch(arch), to_torch(arch, inplace=False)
+    safe.load_state_dict(fast.state_dict())
+    assert "bn2.add_(" in fast.layer1[0].code and "add_(" not in safe.layer1[0].code
+    assert backend.inplace_adds(arch) == {n.name for n in arch.nodes if n.op == "add"}
+    assert not backend.inplace_adds(arch, frozenset({"layer1.0.bn2"})) & {"layer1.0.add"}
+    x = torch.randn(2, *arch.inputs[0].shape)
+    for m in (fast, safe):
+        m.train()
+        m(x).square().mean().backward()
+    assert torch.allclose(fast(x), safe(x))
+    grads = dict(safe.named_parameters())
+    assert all(torch.allclose(p.grad, grads[k].grad, atol=1e-6) for k, p in fast.named_parameters())
+    taps = to_torch(arch, outputs=["layer1.0.bn2", "layer1"])
+    taps.load_state_dict(safe.state_dict(), strict=False)
+    seen = []
+    safe.layer1[0].bn2.register_forward_hook(lambda m, i, o: seen.append(o.clone()))
+    with torch.no_grad():
+        got = taps.eval()(x)
+        safe.eval()(x)
+    assert "bn2.add_(" not in taps.get_submodule("layer1.0").code and torch.equal(got["layer1.0.bn2"], seen[-1])
+
+
 # ---------------------------------------------------------------- the zoo
 
 def small_arch(name: str):
