@@ -412,16 +412,15 @@ from .irdump import ir_from_json  # noqa: E402,F401  (archspec.analysis.ir_from_
 # ---------------------------------------------------------------- feature taps
 
 def boundary(arch: Architecture, members: set[str], outputs: set[str] | frozenset = frozenset(),
-             readers: dict[str, list[str]] | None = None) -> tuple[list[str], list[str]]:
+             readers: dict[str, list[str]] | None = None, ordered: list | None = None) -> tuple[list[str], list[str]]:
     """(inputs, outputs) of a set of nodes: the values its nodes read from outside, in order of first
     use, and its values read outside it or listed in `outputs` (graph outputs, taps), in IR order.
-    `readers` (value -> reading node names) may be passed to avoid recomputing it per call."""
+    `readers` (value -> reading node names) may be passed to avoid recomputing it per call, and `ordered`
+    (the member nodes in IR order) to keep a call proportional to the set, not to the graph."""
     readers = readers if readers is not None else consumers(arch)
     ins: dict[str, None] = {}
     outs = []
-    for node in arch.nodes:
-        if node.name not in members:
-            continue
+    for node in ordered if ordered is not None else (n for n in arch.nodes if n.name in members):
         for x in node.inputs:
             if x not in members:
                 ins.setdefault(x)

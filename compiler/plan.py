@@ -105,7 +105,8 @@ def plan(arch: Architecture, functions: set[str], parameters: set[str] = frozens
         if path == ROOT:
             c.inputs, c.outputs = [i.name for i in arch.inputs], outs
             continue
-        c.inputs, c.outputs = boundary(sub, members[path], keep, readers)
+        ordered = [nodes[m] for m in sorted(members[path], key=index.__getitem__)]
+        c.inputs, c.outputs = boundary(sub, members[path], keep, readers, ordered)
         if not flat and c.outputs and _convex(sub, members[path], index, readers):
             c.kind = "block"
 
