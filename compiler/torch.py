@@ -26,6 +26,7 @@ from torch import nn
 
 from archspec.errors import Diagnostic, Pos, SpecError
 from archspec.ir import Architecture, Node, Span
+from archspec.ops.tensor import SOURCES, shared_values
 
 __all__ = ["LOWERINGS", "MERGES", "INIT", "ModuleSpec", "StochasticDepth", "build_module", "load_weights",
            "lower_module", "to_torch"]
@@ -56,7 +57,107 @@ class StochasticDepth(nn.Module):
         return f"p={self.p}, mode={self.mode!r}"
 
 
-CUSTOM_MODULES: dict[str, type[nn.Module]] = {"StochasticDepth": StochasticDepth}
+# ---- tensor ops (issue 13): layout modules hold no state; shapes exclude the batch axis, hence the +1s.
+
+class Reshape(nn.Module):
+    """x.reshape(batch, *shape)."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class Permute(nn.Module):
+    """x.permute(0, *dims) (torchvision's ops.misc.Permute names the batch axis too)."""
+
+    def __init__(self, dims: list[int]) -> None:
+        super().__init__()
+        self.dims = [0] + [d + 1 for d in dims]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.permute(x, self.dims)
+
+
+class Select(nn.Module):
+    """x.select(dim, index) on a sample axis: the class token x[:, 0]."""
+
+    def __init__(self, dim: int, index: int) -> None:
+        super().__init__()
+        self.dim, self.index = dim + 1, index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.select(self.dim, self.index)
+
+
+class Slice(nn.Module):
+    """x[..., start:end:step] on a sample axis."""
+
+    def __init__(self, dim: int, start: int, end: int, step: int = 1) -> None:
+        super().__init__()
+        self.dim, self.start, self.end, self.step = dim + 1, start, end, step
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[(slice(None),) * self.dim + (slice(self.start, self.end, self.step),)]
+
+
+class Roll(nn.Module):
+    """torch.roll on sample axes (Swin's cyclic shift)."""
+
+    def __init__(self, shifts: list[int], dims: list[int]) -> None:
+        super().__init__()
+        self.shifts, self.dims = tuple(shifts), tuple(d + 1 for d in dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.roll(x, self.shifts, self.dims)
+
+
+class Pad(nn.Module):
+    """F.pad with constant value; pads in PyTorch's order (last axis first)."""
+
+    def __init__(self, pads: list[int], value: float = 0.0) -> None:
+        super().__init__()
+        self.pads, self.value = tuple(pads), value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.pad(x, self.pads, value=self.value)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over the channels of [N, C, H, W] (torchvision's convnext.LayerNorm2d)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.layer_norm(x.movedim(1, -1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.movedim(-1, 1)
+
+
+class SelfAttention(nn.MultiheadAttention):
+    """nn.MultiheadAttention on batch-first tokens, attending to themselves; returns the output only."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__(dim, heads, dropout=dropout, bias=bias, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x, x, x, need_weights=False)[0]
+
+
+def learnable(shape: list[int], init: str = "zeros", value: float = 0.0, std: float = 0.02) -> nn.Parameter:
+    """A learned tensor: zeros, a constant, or normal / truncated normal (at +-2 std) values."""
+    data = torch.empty(shape)
+    if init == "normal":
+        nn.init.normal_(data, std=std)
+    elif init == "trunc_normal":
+        nn.init.trunc_normal_(data, std=std)
+    else:
+        nn.init.constant_(data, value if init == "constant" else 0.0)
+    return nn.Parameter(data)
+
+
+CUSTOM_MODULES: dict[str, Callable] = {
+    "StochasticDepth": StochasticDepth, "Reshape": Reshape, "Permute": Permute, "Select": Select, "Slice": Slice,
+    "Roll": Roll, "Pad": Pad, "LayerNorm2d": LayerNorm2d, "SelfAttention": SelfAttention, "learnable": learnable}
 
 
 # ---------------------------------------------------------------- the op table's torch lowering
@@ -179,7 +280,86 @@ def _gap(a, shape):
 
 @lowering("flatten")
 def _flatten(a, shape):
-    return ModuleSpec("Flatten", (1,))
+    if not a:
+        return ModuleSpec("Flatten", (1,))
+    return ModuleSpec("Flatten", (a["start"] + 1, a["end"] + 1))
+
+
+@lowering("reshape")
+def _reshape(a, shape):
+    return ModuleSpec("Reshape", (tuple(a["shape"]),))
+
+
+@lowering("unflatten")
+def _unflatten(a, shape):
+    return ModuleSpec("Unflatten", (a["dim"] + 1, tuple(a["sizes"])))
+
+
+@lowering("permute", "transpose")
+def _permute(a, shape):
+    return ModuleSpec("Permute", (a["dims"],))
+
+
+@lowering("select")
+def _select(a, shape):
+    return ModuleSpec("Select", (a["dim"], a["index"]))
+
+
+@lowering("slice")
+def _slice(a, shape):
+    return ModuleSpec("Slice", (a["dim"], a["start"], a["end"]) + ((a["step"],) if a["step"] != 1 else ()))
+
+
+@lowering("roll")
+def _roll(a, shape):
+    return ModuleSpec("Roll", (a["shifts"], a["dims"]))
+
+
+@lowering("pad")
+def _pad(a, shape):
+    pads = [p for b, e in zip(reversed(a["before"]), reversed(a["after"])) for p in (b, e)]
+    while len(pads) > 2 and pads[-2:] == [0, 0]:  # torch's short form: leading axes without padding are left out
+        pads = pads[:-2]
+    return ModuleSpec("Pad", (pads,), {"value": a["value"]} if a["value"] else {})
+
+
+@lowering("layernorm")
+def _layernorm(a, shape):
+    kw = {"eps": a["eps"]} if a["eps"] != 1e-5 else {}
+    if not a["affine"]:
+        kw["elementwise_affine"] = False
+    return ModuleSpec("LayerNorm2d" if a["dim"] == 0 else "LayerNorm", (a["features"],), kw)
+
+
+@lowering("groupnorm")
+def _groupnorm(a, shape):
+    kw = {"eps": a["eps"]} if a["eps"] != 1e-5 else {}
+    if not a["affine"]:
+        kw["affine"] = False
+    return ModuleSpec("GroupNorm", (a["groups"], a["channels"]), kw)
+
+
+@lowering("multihead_attention")
+def _mha(a, shape):
+    kw = {"dropout": a["dropout"]} if a["dropout"] else {}
+    if not a["bias"]:
+        kw["bias"] = False
+    return ModuleSpec("SelfAttention", (a["dim"], a["heads"]), kw)
+
+
+@lowering("learnable")
+def _learnable(a, shape):
+    """Not a module: the nn.Parameter registered at the label's path (see build_tree)."""
+    kw = {"init": a["init"]} if a["init"] != "zeros" else {}
+    if a["init"] == "constant":
+        kw["value"] = a["value"]
+    if a["init"] in ("normal", "trunc_normal"):
+        kw["std"] = a["std"]
+    return ModuleSpec("learnable", (_stored(a),), kw)
+
+
+def _stored(a) -> list[int]:
+    return [1, *a["shape"]] if a["batch"] else list(a["shape"])
 
 
 @lowering("dropout")
@@ -231,8 +411,40 @@ class Merge:
         return out
 
 
+class MatMul(Merge):
+    """matmul(a, b): torch.matmul, which broadcasts the leading axes."""
+
+    def fx(self, graph, args, attrs):
+        return graph.call_function(torch.matmul, tuple(args))
+
+    def source(self, args, attrs):
+        return f"torch.matmul({args[0]}, {args[1]})"
+
+
+class Attention(Merge):
+    """sdpa(q, k, v[, bias]): F.scaled_dot_product_attention, with heads split off the width and joined back."""
+
+    def fx(self, graph, args, attrs):
+        h = attrs["heads"]
+        q, k, v = (graph.call_method("transpose", (graph.call_method("unflatten", (t, -1, (h, -1))), -3, -2))
+                   if h > 1 else t for t in args[:3])
+        kw = {"scale": attrs["scale"]}
+        if len(args) == 4:
+            kw["attn_mask"] = args[3]
+        y = graph.call_function(nn.functional.scaled_dot_product_attention, (q, k, v), kw)
+        return graph.call_method("flatten", (graph.call_method("transpose", (y, -3, -2)), -2)) if h > 1 else y
+
+    def source(self, args, attrs):
+        h = attrs["heads"]
+        q, k, v = (f"{t}.unflatten(-1, ({h}, -1)).transpose(-3, -2)" if h > 1 else t for t in args[:3])
+        mask = f", attn_mask={args[3]}" if len(args) == 4 else ""
+        y = f"nn.functional.scaled_dot_product_attention({q}, {k}, {v}{mask}, scale={attrs['scale']!r})"
+        return f"{y}.transpose(-3, -2).flatten(-2)" if h > 1 else y
+
+
 MERGES: dict[str, Merge] = {"add": Merge(torch.add, "torch.add"), "mul": Merge(torch.mul, "torch.mul"),
-                            "cat": Merge(torch.cat, "torch.cat")}
+                            "cat": Merge(torch.cat, "torch.cat"), "matmul": MatMul(torch.matmul, "torch.matmul"),
+                            "sdpa": Attention(nn.functional.scaled_dot_product_attention, "sdpa")}
 
 
 def lower_module(op: str, attrs: dict, input_shape: tuple) -> ModuleSpec:
@@ -282,6 +494,11 @@ def init_trunc_normal_001(m: nn.Module) -> None:
     _zero_bias(m)
 
 
+def init_trunc_normal_002(m: nn.Module) -> None:
+    nn.init.trunc_normal_(m.weight, std=0.02)
+    _zero_bias(m)
+
+
 def init_uniform_fan_out(m: nn.Module) -> None:
     bound = 1.0 / math.sqrt(m.weight.shape[0])  # out_features (out_channels for a conv)
     nn.init.uniform_(m.weight, -bound, bound)
@@ -308,6 +525,7 @@ INIT: dict[str, Callable[[nn.Module], None] | None] = {
     "uniform_fan_out": init_uniform_fan_out,
     "ones_zeros": init_ones_zeros,
     "trunc_normal_0.01": init_trunc_normal_001,
+    "trunc_normal_0.02": init_trunc_normal_002,
     "default_zero_bias": init_default_zero_bias,
 }
 
@@ -322,7 +540,7 @@ def apply_init(arch: Architecture, module: nn.Module) -> None:
         return
     for node in arch.nodes:
         fn = init_scheme(arch, node.op)
-        if fn is None or node.op in MERGES:
+        if fn is None or node.op in MERGES or node.op in SOURCES:
             continue
         m = module.get_submodule(node.name)
         if getattr(m, "weight", None) is not None:  # a bn without affine has nothing to initialise
@@ -343,7 +561,7 @@ def module_specs(arch: Architecture) -> list[tuple[Node, ModuleSpec]]:
                                      "add a builder to compiler/torch.py's LOWERINGS"))
             continue
         try:
-            out.append((node, lower_module(node.op, node.attrs, shapes[node.inputs[0]])))
+            out.append((node, lower_module(node.op, node.attrs, shapes[node.inputs[0]] if node.inputs else ())))
         except (ValueError, KeyError) as exc:
             errors.append(Diagnostic(f"cannot lower '{node.name}' ({node.op}) to PyTorch: {exc}", _pos(node.span)))
     if errors:
@@ -391,7 +609,11 @@ def build_tree(arch: Architecture, inplace: bool = True) -> nn.Module:
                     child = nn.Module()
                     parent.add_module(part, child)
                 parent = child
-            parent.add_module(leaf, spec.build())
+            built = spec.build()
+            if isinstance(built, nn.Parameter):  # a learnable tensor: its label is its state_dict key
+                parent.register_parameter(leaf, built)
+            else:
+                parent.add_module(leaf, built)
         except KeyError as exc:  # add_module refuses names of nn.Module's own attributes ("train", "forward")
             errors.append(Diagnostic(f"the name '{node.name}' cannot be a PyTorch module path: {exc.args[0]}",
                                      _pos(node.span), "rename the label"))
@@ -406,9 +628,18 @@ def build_graph(arch: Architecture) -> fx.Graph:
     env: dict[str, fx.Node] = {}
     for inp in arch.inputs:
         env[inp.name] = graph.placeholder(inp.name)
+    shared = shared_values(arch.nodes)
     for node in arch.nodes:
         args = [env[i] for i in node.inputs]
-        if node.op in MERGES:
+        if node.op in SOURCES:  # a parameter, with a batch axis of 1 (see archspec.ops.tensor.shared_values)
+            env[node.name] = graph.get_attr(node.name)
+            if not node.attrs["batch"]:
+                env[node.name] = graph.call_method("unsqueeze", (env[node.name], 0))
+        elif node.op in MERGES:
+            if node.op == "cat" and shared & set(node.inputs) and not set(node.inputs) <= shared:
+                batch = graph.call_method("size", (next(a for a, i in zip(args, node.inputs) if i not in shared), 0))
+                args = [graph.call_method("expand", (a, batch, *[-1] * len(node.shape))) if i in shared else a
+                        for a, i in zip(args, node.inputs)]
             env[node.name] = MERGES[node.op].fx(graph, args, node.attrs)
         else:
             env[node.name] = graph.call_module(node.name, (args[0],))

@@ -71,12 +71,16 @@ def op_arch(name: str, attrs: dict, ins: list[tuple], out: tuple) -> Architectur
     span = Span(file="<example>", line=1, col=1)
     inputs = tuple(Input(name=f"x{i}", shape=s, span=span) for i, s in enumerate(ins))
     node = Node(name="op", op=name, inputs=tuple(i.name for i in inputs), attrs=attrs, shape=out, span=span)
+    if not ins:  # a learnable tensor (batch 1): added to an input, which gives the output its batch
+        x = Input(name="x0", shape=out, span=span)
+        add = Node(name="sum", op="add", inputs=("x0", "op"), attrs={}, shape=out, span=span)
+        return Architecture(name=name, inputs=(x,), nodes=(node, add), outputs=(Output(name="y", node="sum"),))
     return Architecture(name=name, inputs=inputs, nodes=(node,), outputs=(Output(name="y", node="op"),))
 
 
 def op_cases():
     """(op, attrs, input shapes, output shape) for each op's example, on every rank it accepts."""
-    return [pytest.param(name, a, ins, out, id=f"{name}-{'x'.join(map(str, ins[0]))}")
+    return [pytest.param(name, a, ins, out, id=f"{name}-{'x'.join(map(str, ins[0] if ins else out))}")
             for name, op in sorted(REGISTRY.items()) for a, ins, out in op.example_cases()]
 
 

@@ -19,6 +19,7 @@ import archspec
 from archspec import SpecError
 from archspec.ir import INIT_SCHEMES
 from archspec.ops import REGISTRY
+from archspec.ops.tensor import shared_values
 from compiler import to_torch
 from compiler import torch as backend
 from compiler.pysource import emit_python
@@ -75,7 +76,7 @@ def tiny(tiny_path):
 
 def op_cases():
     """(op, attrs, input shapes, output shape) for each op's example, on every rank it accepts."""
-    return [pytest.param(name, a, ins, out, id=f"{name}-{'x'.join(map(str, ins[0]))}")
+    return [pytest.param(name, a, ins, out, id=f"{name}-{'x'.join(map(str, ins[0] if ins else out))}")
             for name, op in sorted(REGISTRY.items()) for a, ins, out in op.example_cases()]
 
 
@@ -92,6 +93,11 @@ def run_op(name: str, a: dict, ins: list, batch: int = 2):
         ph = [graph.placeholder(f"x{i}") for i in range(len(xs))]
         graph.output(backend.MERGES[name].fx(graph, ph, a))
         return None, xs, fx.GraphModule(nn.Module(), graph)(*xs)
+    if REGISTRY[name].arity == 0:  # a learnable tensor: an nn.Parameter, shared by the batch
+        m = nn.Module()
+        m.register_parameter("w", backend.build_module(name, a, ()))
+        w = m.w if a["batch"] else m.w.unsqueeze(0)
+        return m, xs, w.expand(batch, *w.shape[1:])
     m = backend.build_module(name, a, ins[0]).train()
     return m, xs, m(xs[0])
 
@@ -275,7 +281,9 @@ def test_zoo_shapes_and_backward(name):
     xs = [torch.randn(2, *i.shape) for i in arch.inputs]
     recorder, names = record_all(m)
     out, values = recorder(*xs)
-    assert dict(zip(names, (tuple(v.shape) for v in values))) == {n.name: (2, *n.shape) for n in arch.nodes}
+    shared = shared_values(arch.nodes)  # learnable tensors: one for the whole batch
+    assert dict(zip(names, (tuple(v.shape) for v in values))) == {n.name: (1 if n.name in shared else 2, *n.shape)
+                                                                  for n in arch.nodes}
     outs = out if isinstance(out, tuple) else (out,)
     sum(o.float().mean() for o in outs).backward()
     no_grad = [k for k, p in m.named_parameters() if p.grad is None]
