@@ -450,6 +450,26 @@ def _learnable(g: Emitter, n: Node, out: str) -> str:
     return w if n.attrs["batch"] else g.emit("Unsqueeze", [w, g.const("axes", [0], np.int64)])
 
 
+@lowering("buffer")
+def _buffer(g: Emitter, n: Node, out: str) -> str:
+    """An initializer named by the label; integer buffers (indices) keep their type in float16 models too."""
+    array = np.asarray(g.weights[n.name])
+    if np.issubdtype(array.dtype, np.integer):
+        g.initializers[n.name] = np.ascontiguousarray(array, dtype=np.int64)
+        w = n.name
+    else:
+        w = g.weight(n.name)
+    return g.emit("Unsqueeze", [w, g.const("axes", [0], np.int64)])
+
+
+@lowering("take")
+def _take(g: Emitter, n: Node, out: str) -> None:
+    table, index = (g.values[i] for i in n.inputs)
+    flat = g.emit("Reshape", [index, g.const("flat", [-1], np.int64)])
+    rows = g.emit("Gather", [table, flat], axis=1)
+    reshape(g, rows, n.shape, out)
+
+
 @lowering("matmul")
 def _matmul(g: Emitter, n: Node, out: str) -> None:
     g.emit("MatMul", [g.values[i] for i in n.inputs], out)
@@ -671,6 +691,7 @@ def compare_shapes(arch: Architecture, model: onnx.ModelProto) -> tuple[int, lis
     produced = {n.name: n.output[0] for n in inferred.graph.node}
     batch = shapes.get(model.graph.output[0].name, ["batch"])[0] if model.graph.output else "batch"
     compared, diags, wrong = 0, [], set()
+    shared = shared_values(arch.nodes)  # computed from learnable tensors and buffers alone: batch 1
     for node in arch.nodes:
         value = produced.get(node.name)
         if value is None:  # a folded batch norm: it inherits its conv's verdict
@@ -678,7 +699,7 @@ def compare_shapes(arch: Architecture, model: onnx.ModelProto) -> tuple[int, lis
                 wrong.add(node.name)
             continue
         compared += 1
-        want = [batch, *node.shape]
+        want = [1 if node.name in shared else batch, *node.shape]
         got = shapes.get(value)
         if got != want:
             wrong.add(node.name)

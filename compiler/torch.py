@@ -157,7 +157,12 @@ def learnable(shape: list[int], init: str = "zeros", value: float = 0.0, std: fl
     return nn.Parameter(data)
 
 
-CUSTOM_MODULES: dict[str, Callable] = {
+def buffer(values: list, dtype: str, shape: list[int]) -> torch.Tensor:
+    """A persistent buffer computed by a rule (archspec.ops.tensor.RULES): its values, row-major."""
+    return torch.tensor(values, dtype=getattr(torch, dtype)).reshape(shape)
+
+
+CUSTOM_MODULES: dict[str, Callable] = {"buffer": buffer, 
     "StochasticDepth": StochasticDepth, "Reshape": Reshape, "Permute": Permute, "Select": Select, "Slice": Slice,
     "Roll": Roll, "Pad": Pad, "LayerNorm2d": LayerNorm2d, "SelfAttention": SelfAttention, "learnable": learnable}
 
@@ -360,6 +365,13 @@ def _learnable(a, shape):
     return ModuleSpec("learnable", (_stored(a),), kw)
 
 
+@lowering("buffer")
+def _buffer(a, shape):
+    from archspec.ops.tensor import Buffer
+    values, dtype = Buffer.values(a)
+    return ModuleSpec("buffer", (values, dtype, list(a["shape"])))
+
+
 def _stored(a) -> list[int]:
     return [1, *a["shape"]] if a["batch"] else list(a["shape"])
 
@@ -444,7 +456,19 @@ class Attention(Merge):
         return f"{y}.transpose(-3, -2).flatten(-2)" if h > 1 else y
 
 
-MERGES: dict[str, Merge] = {"add": Merge(torch.add, "torch.add"), "mul": Merge(torch.mul, "torch.mul"),
+class Take(Merge):
+    """take(table, index): table[index] on the sample's first axis; the index (a buffer) has a batch axis of 1."""
+
+    def fx(self, graph, args, attrs):
+        flat = graph.call_method("flatten", (args[1],))
+        rows = graph.call_function(torch.index_select, (args[0], 1, flat))
+        return graph.call_method("unflatten", (rows, 1, tuple(attrs["index"])))
+
+    def source(self, args, attrs):
+        return f"torch.index_select({args[0]}, 1, {args[1]}.flatten()).unflatten(1, {tuple(attrs['index'])!r})"
+
+
+MERGES: dict[str, Merge] = {"take": Take(torch.index_select, "torch.index_select"), "add": Merge(torch.add, "torch.add"), "mul": Merge(torch.mul, "torch.mul"),
                             "cat": Merge(torch.cat, "torch.cat"), "matmul": MatMul(torch.matmul, "torch.matmul"),
                             "sdpa": Attention(nn.functional.scaled_dot_product_attention, "sdpa")}
 
@@ -614,6 +638,8 @@ def build_tree(arch: Architecture, inplace: bool = True) -> nn.Module:
             built = spec.build()
             if isinstance(built, nn.Parameter):  # a learnable tensor: its label is its state_dict key
                 parent.register_parameter(leaf, built)
+            elif isinstance(built, torch.Tensor):  # a buffer computed by a rule, persistent
+                parent.register_buffer(leaf, built)
             else:
                 parent.add_module(leaf, built)
         except KeyError as exc:  # add_module refuses names of nn.Module's own attributes ("train", "forward")
@@ -635,7 +661,7 @@ def build_graph(arch: Architecture) -> fx.Graph:
         args = [env[i] for i in node.inputs]
         if node.op in SOURCES:  # a parameter, with a batch axis of 1 (see archspec.ops.tensor.shared_values)
             env[node.name] = graph.get_attr(node.name)
-            if not node.attrs["batch"]:
+            if not node.attrs.get("batch"):
                 env[node.name] = graph.call_method("unsqueeze", (env[node.name], 0))
         elif node.op in MERGES:
             if node.op == "cat" and shared & set(node.inputs) and not set(node.inputs) <= shared:

@@ -88,15 +88,25 @@ def test_every_op_has_a_torch_lowering():
 def run_op(name: str, a: dict, ins: list, batch: int = 2):
     """Run one op on random inputs; returns (module or None, inputs, output)."""
     xs = [torch.randn(batch, *s, requires_grad=True) for s in ins]
+    if name == "take":  # a table read by an index (a buffer: batch 1, integers)
+        xs = [xs[0], torch.randint(0, ins[0][0], (1, *ins[1]))]
+        graph = fx.Graph()
+        graph.output(backend.MERGES[name].fx(graph, [graph.placeholder("t"), graph.placeholder("i")], a))
+        return None, xs[:1], fx.GraphModule(nn.Module(), graph)(*xs)
     if name in backend.MERGES:
         graph = fx.Graph()
         ph = [graph.placeholder(f"x{i}") for i in range(len(xs))]
         graph.output(backend.MERGES[name].fx(graph, ph, a))
         return None, xs, fx.GraphModule(nn.Module(), graph)(*xs)
     if REGISTRY[name].arity == 0:  # a learnable tensor: an nn.Parameter, shared by the batch
-        m = nn.Module()
-        m.register_parameter("w", backend.build_module(name, a, ()))
-        w = m.w if a["batch"] else m.w.unsqueeze(0)
+        m, value = nn.Module(), backend.build_module(name, a, ())
+        if isinstance(value, nn.Parameter):
+            m.register_parameter("w", value)
+        else:  # a buffer computed by a rule
+            m.register_buffer("w", value)
+        w = m.w if a.get("batch") else m.w.unsqueeze(0)
+        if not isinstance(value, nn.Parameter):
+            w = w.float().requires_grad_()  # no gradient flows into a buffer: the check below needs one
         return m, xs, w.expand(batch, *w.shape[1:])
     m = backend.build_module(name, a, ins[0]).train()
     return m, xs, m(xs[0])
