@@ -453,7 +453,12 @@ def _learnable(g: Emitter, n: Node, out: str) -> str:
 @lowering("buffer")
 def _buffer(g: Emitter, n: Node, out: str) -> str:
     """An initializer named by the label; integer buffers (indices) keep their type in float16 models too."""
-    array = np.asarray(g.weights[n.name])
+    if n.name in g.weights:
+        array = np.asarray(g.weights[n.name])
+    else:  # not persistent: not in the state_dict, computed by its rule
+        from archspec.ops.tensor import Buffer
+        values, dtype = Buffer.values(n.attrs)
+        array = np.asarray(values, dtype=dtype).reshape(n.attrs["shape"])
     if np.issubdtype(array.dtype, np.integer):
         g.initializers[n.name] = np.ascontiguousarray(array, dtype=np.int64)
         w = n.name

@@ -214,7 +214,8 @@ def emit_python(arch: Architecture, inplace: bool = True, command: str | None = 
                 out.append(f"        {line}" + (f"  # {note}" if note else ""))
         where = f"{Path(node.span.file).name}:{node.span.line}"
         if node.op == "buffer":  # a plain tensor attribute would not be in the state_dict
-            out.append(f"        {_path(parts[:-1])}.register_buffer({parts[-1]!r}, {spec.source()})  # {where}")
+            keep = "" if node.attrs.get("persistent", True) else ", persistent=False"
+            out.append(f"        {_path(parts[:-1])}.register_buffer({parts[-1]!r}, {spec.source()}{keep})  # {where}")
             continue
         out.append(f"        {_assign(parts, spec.source())}  # {where}")
     if init_body:

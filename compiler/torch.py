@@ -638,8 +638,8 @@ def build_tree(arch: Architecture, inplace: bool = True) -> nn.Module:
             built = spec.build()
             if isinstance(built, nn.Parameter):  # a learnable tensor: its label is its state_dict key
                 parent.register_parameter(leaf, built)
-            elif isinstance(built, torch.Tensor):  # a buffer computed by a rule, persistent
-                parent.register_buffer(leaf, built)
+            elif isinstance(built, torch.Tensor):  # a buffer computed by a rule
+                parent.register_buffer(leaf, built, persistent=node.attrs.get("persistent", True))
             else:
                 parent.add_module(leaf, built)
         except KeyError as exc:  # add_module refuses names of nn.Module's own attributes ("train", "forward")
@@ -700,6 +700,11 @@ def to_torch(arch: Architecture, weights: str | Path | dict | None = None, stric
     root = build_tree(arch, inplace=inplace)
     apply_init(arch, root)
     module = fx.GraphModule(root, build_graph(arch), class_name=class_name(arch))
+    for node in arch.nodes:  # GraphModule copies buffers as persistent ones
+        if node.op == "buffer" and not node.attrs.get("persistent", True):
+            *path, leaf = node.name.split(".")
+            owner = module.get_submodule(".".join(path))
+            owner.register_buffer(leaf, owner._buffers.pop(leaf), persistent=False)
     # GraphModule copies the leaves in graph order, which is IR order: state_dict order is preserved.
     info = {"arch_name": arch.title, "input_names": tuple(i.name for i in arch.inputs),
             "output_names": tuple(o.name for o in arch.outputs)}

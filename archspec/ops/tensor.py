@@ -361,6 +361,7 @@ class BufferArgs(Attrs):
     rule: Str
     window: PosIntList
     shape: IntList | None = None
+    persistent: Bool = True  # false: not in the state_dict (torch's register_buffer(persistent=False))
 
 
 @register
@@ -368,7 +369,7 @@ class Buffer(Op):
     name = "buffer"
     doc = ("A persistent buffer computed by a rule, named by its label: relative_position_index: buffer("
            "\"relative_position_index\", window = [7, 7]) (Swin, MaxViT; shape [2401], or shape = [49, 49]), "
-           "\"relative_coords_table\" (Swin V2).")
+           "\"relative_coords_table\" (Swin V2); persistent = false keeps it out of the state_dict.")
     Args = BufferArgs
     positional = ("rule",)
     arity = 0
@@ -383,7 +384,7 @@ class Buffer(Op):
             raise ShapeError(f"a window is [height, width] of at most 4096 positions, got {args.window}")
         natural = RULES[args.rule][1](*args.window)
         shape = natural if args.shape is None else _sizes(args.shape, numel(natural), "buffer shape")
-        return {"rule": args.rule, "window": list(args.window), "shape": shape}
+        return {"rule": args.rule, "window": list(args.window), "shape": shape, "persistent": args.persistent}
 
     @classmethod
     def shape(cls, a, ins):
@@ -395,8 +396,12 @@ class Buffer(Op):
 
     @classmethod
     def values(cls, a) -> tuple[list, str]:
-        """The buffer's values (flat, row-major) and dtype, for the backends."""
-        return RULES[a["rule"]][0](*a["window"])
+        """The buffer's values (flat, row-major) and dtype, for the backends. Checked again here: an IR read
+        from JSON has not been through normalize."""
+        h, w = a["window"]
+        if a["rule"] not in RULES or not (0 < h and 0 < w and h * w <= 4096):
+            raise ValueError(f"buffer rule {a['rule']!r} on window {a['window']}: unknown, or over 4096 positions")
+        return RULES[a["rule"]][0](h, w)
 
 
 @register
