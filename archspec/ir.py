@@ -27,6 +27,7 @@ INIT_SCHEMES = (
     "uniform_fan_out",         # EfficientNet's / MobileNetV3's linear: U(-1/sqrt(out), 1/sqrt(out)), bias 0
     "ones_zeros",              # norms: weight 1, bias 0
     "trunc_normal_0.01",
+    "trunc_normal_0.02",       # ConvNeXt's convs and linears
     "default_zero_bias",       # PyTorch's weight, bias 0 (DenseNet's classifier)
 )
 

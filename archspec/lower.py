@@ -248,6 +248,8 @@ class Lowerer:
                 raise EvalError(f"{op_name}() merges two or more named tensors", where,
                                 f"save them first: 'save a' ... '{op_name}(a, b)'")
             inputs, args = tensors, []
+        elif op.arity == 0:  # a learnable tensor: no input
+            inputs = []
         else:
             inputs = [cur]
         if len(args) > len(op.positional):
@@ -389,6 +391,8 @@ class Lowerer:
             if label is None:
                 self.claim(path, pos, stmt)
             try:
+                if isinstance(target, OpValue) and op_table.REGISTRY[target.name].arity == 0:
+                    return self.source_stmt(target.name, args, kwargs, cur, frame, label, path, pos, stmt)
                 if isinstance(target, OpValue):
                     return self.apply_op(target.name, args, kwargs, cur, path, pos, stmt)
                 return self.call_block(target, args, kwargs, cur, path, pos, stmt)
@@ -402,6 +406,15 @@ class Lowerer:
         else:
             hint = did_you_mean(name_tok.value, set(frame.module.blocks) | set(op_table.REGISTRY))
         raise EvalError(f"'{name_tok}' is {a_type(target)}, not a layer or block", name_tok, hint)
+
+    def source_stmt(self, op_name, args, kwargs, cur, frame, label, path, pos, where) -> Tensor:
+        """`class_token: learnable([1, 768])`: a tensor with no input, named by its label (its state_dict key)
+        and bound to the label's last part as a named tensor; the current tensor goes on unchanged."""
+        if label is None:
+            raise EvalError(f"{op_name}() needs a label: it names the tensor and its state_dict key", where,
+                            f"for example: class_token: {op_name}([1, 768])")
+        frame.set(path.rsplit(".", 1)[-1], self.apply_op(op_name, args, kwargs, cur, path, pos, where))
+        return cur
 
     def call_block(self, block: BlockValue, args, kwargs, cur: Tensor, path: str, pos: Pos, where) -> Tensor:
         if any(b is block for b, _ in self.call_stack):

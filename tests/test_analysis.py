@@ -48,6 +48,22 @@ def _hand(op: str, a: dict, ins: list, out: tuple) -> tuple[int, int, int]:
     if op == "bn":
         c = ins[0][0]
         return (2 * c if a["affine"] else 0), 2 * c + 1, 0  # weight, bias; running mean, var, num_batches_tracked
+    if op in ("layernorm", "groupnorm"):
+        c = ins[0][-1] if op == "layernorm" and a["dim"] == -1 else ins[0][0]
+        return (2 * c if a["affine"] else 0), 0, 0  # a scale and a shift per normalized channel
+    if op == "learnable":
+        return math.prod(a["shape"]), 0, 0
+    if op == "buffer":  # not trained: a buffer
+        return 0, math.prod(a["shape"]), 0
+    if op == "matmul":  # [b, n, k] x [b, k, m]: each of the b*n*m outputs is a k-term dot product
+        (n, k), m = ins[0][-2:], ins[1][-1]
+        return 0, 0, math.prod(out[:-2]) * n * m * k
+    if op == "sdpa":  # per head: L x S scores of E/h terms, then L x Ev/h outputs of S terms
+        (length, e), (s, ev), h = ins[0][-2:], ins[2][-2:], a["heads"]
+        return 0, 0, math.prod(out[:-2]) * h * (length * s * (e // h) + length * (ev // h) * s)
+    if op == "multihead_attention":  # q, k, v projections; scores; weighted sum; output projection
+        length, d = ins[0]
+        return 4 * d * d + 4 * d, 0, 3 * length * d * d + length * length * d + length * length * d + length * d * d
     return 0, 0, 0  # activations, pooling, merges, reshapes: no weights, no multiply-accumulates counted
 
 

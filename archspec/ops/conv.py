@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .base import Attrs, Bool, NonNegInts, Op, PosInt, PosInts, RF, ShapeError, numel, per_axis, register
+from .base import ANY_RANK, Attrs, Mixes, Bool, NonNegInts, Op, PosInt, PosInts, RF, ShapeError, numel, per_axis, register
 
 
 def conv_out(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> int:
@@ -77,10 +77,10 @@ class LinearArgs(Attrs):
 @register
 class Linear(Op):
     name = "linear"
-    doc = "Fully connected layer on the last axis: linear(out, bias=true)."
+    doc = "Fully connected layer on the last axis of any tensor (features, tokens, channels last): linear(out, bias=true)."
     Args = LinearArgs
     positional = ("out",)
-    ranks = (1,)  # torchvision flattens before every classifier; a spatial linear is almost always a bug
+    ranks = ANY_RANK
     example = ((7,), {}, [(12,)])
 
     @classmethod
@@ -98,3 +98,7 @@ class Linear(Op):
     @classmethod
     def macs(cls, a, ins, out):
         return numel(out) * a["in"]
+
+    @classmethod
+    def receptive(cls, a, ins):
+        return Mixes(len(ins[0]) - 1)
