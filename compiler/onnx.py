@@ -124,6 +124,11 @@ def _conv(g: Emitter, n: Node, out: str) -> None:
 
 @lowering("linear")
 def _linear(g: Emitter, n: Node, out: str) -> None:
+    if "zero_bias" in n.attrs:  # the initializer holds the bias as forward uses it
+        start, end = n.attrs["zero_bias"]
+        bias = np.array(g.weights[f"{n.name}.bias"])  # a copy: the caller's arrays stay as they are
+        bias[start:end] = 0
+        g.weights[f"{n.name}.bias"] = bias
     if len(g.shapes[n.inputs[0]]) > 1:  # tokens, channels-last maps: MatMul on the last axis (+ Add)
         matmul_t(g, g.input(n), f"{n.name}.weight", f"{n.name}.bias" if n.attrs["bias"] else None, out)
         return
@@ -707,3 +712,56 @@ def check(arch: Architecture, model: onnx.ModelProto | str | Path) -> int:
         raise SpecError(f"the exported model fails onnx's checker: {first}",
                         hint="this is a bug in compiler/onnx.py; please report it with the spec") from None
     return compared
+
+
+# ---------------------------------------------------------------- windowed attention's pieces (archspec/ops/window.py)
+
+@lowering("relative_position_index", "relative_coords_table", "shifted_window_mask")
+def _rule_buffer(g: Emitter, n: Node, out: str) -> str:
+    """A buffer computed by its op's rule: the initializer (named by the label, like the node) is the value, shared
+    by every sample with a batch axis of 1. Stored buffers come from the weights, the others from the rule."""
+    op = archspec.ops.REGISTRY[n.op]
+    dtype = np.int64 if op.dtype == "int64" else g.np_dtype
+    stored = g.weights.get(n.name)
+    value = np.asarray(stored if stored is not None else op.values(n.attrs), dtype=dtype)
+    g.initializers[n.name] = value.reshape(1, *n.shape)
+    return n.name
+
+
+@lowering("gather")
+def _gather(g: Emitter, n: Node, out: str) -> None:
+    table, index = (g.values[i] for i in n.inputs)
+    index = g.emit("Squeeze", [index, g.const("axes", [0], np.int64)])  # the index buffer's batch axis of 1
+    g.emit("Gather", [table, index], out, axis=1)
+
+
+@lowering("normalize")
+def _normalize(g: Emitter, n: Node, out: str) -> None:
+    x, axis = g.input(n), n.attrs["dim"] + 1
+    half = g.onnx_dtype == TensorProto.FLOAT16
+    if half:  # a sum of squares overflows float16 long before the values do: normalize in float32
+        x = g.emit("Cast", [x], to=TensorProto.FLOAT)
+    if g.opset >= 18:  # axes became an input
+        norm = g.emit("ReduceL2", [x, g.const("axes", [axis], np.int64)], keepdims=1)
+    else:
+        norm = g.emit("ReduceL2", [x], axes=[axis], keepdims=1)
+    eps = g.const("eps", n.attrs["eps"], np.float32 if half else None)
+    y = g.emit("Div", [x, g.emit("Max", [norm, eps])], None if half else out)
+    if half:
+        g.emit("Cast", [y], out, to=TensorProto.FLOAT16)
+
+
+@lowering("clamp")
+def _clamp(g: Emitter, n: Node, out: str) -> None:
+    bounds = [g.const(k, n.attrs[k]) if n.attrs[k] is not None else "" for k in ("min", "max")]
+    g.emit("Clip", [g.input(n), *bounds], out)
+
+
+@lowering("exp")
+def _exp(g: Emitter, n: Node, out: str) -> None:
+    g.emit("Exp", [g.input(n)], out)
+
+
+@lowering("scale")
+def _scale(g: Emitter, n: Node, out: str) -> None:
+    g.emit("Mul", [g.input(n), g.const("factor", n.attrs["factor"])], out)

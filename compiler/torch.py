@@ -16,6 +16,7 @@ constructor call in the standalone source emitter (compiler/pysource.py).
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -26,6 +27,7 @@ from torch import nn
 
 from archspec.errors import Diagnostic, Pos, SpecError
 from archspec.ir import Architecture, Node, Span
+from archspec.ops import REGISTRY
 from archspec.ops.tensor import SOURCES, shared_values
 
 __all__ = ["LOWERINGS", "MERGES", "INIT", "ModuleSpec", "StochasticDepth", "build_module", "load_weights",
@@ -225,6 +227,8 @@ def _conv(a, shape):
 
 @lowering("linear")
 def _linear(a, shape):
+    if "zero_bias" in a:
+        return ModuleSpec("LinearZeroBias", (a["in"], a["out"], *a["zero_bias"]))
     return ModuleSpec("Linear", (a["in"], a["out"]), {} if a["bias"] else {"bias": False})
 
 
@@ -612,6 +616,8 @@ def build_tree(arch: Architecture, inplace: bool = True) -> nn.Module:
             built = spec.build()
             if isinstance(built, nn.Parameter):  # a learnable tensor: its label is its state_dict key
                 parent.register_parameter(leaf, built)
+            elif isinstance(built, torch.Tensor):  # a buffer computed by a rule (archspec/ops/window.py)
+                parent.register_buffer(leaf, built, persistent=getattr(REGISTRY[node.op], "persistent", True))
             else:
                 parent.add_module(leaf, built)
         except KeyError as exc:  # add_module refuses names of nn.Module's own attributes ("train", "forward")
@@ -672,7 +678,21 @@ def to_torch(arch: Architecture, weights: str | Path | dict | None = None, stric
     root = build_tree(arch, inplace=inplace)
     apply_init(arch, root)
     module = fx.GraphModule(root, build_graph(arch), class_name=class_name(arch))
-    # GraphModule copies the leaves in graph order, which is IR order: state_dict order is preserved.
+    # GraphModule copies the leaves in graph order, which is IR order: state_dict order is preserved, but for
+    # the scopes whose `order` statement says otherwise.
+    for scope, names in arch.orders.items():
+        holder = module.get_submodule(scope)
+        slots = [k for k in holder._modules if k in names]
+        listed = [k for k in names if k in holder._modules]
+        swap = dict(zip(slots, listed))
+        holder._modules = {swap.get(k, k): holder._modules[swap.get(k, k)] for k in holder._modules}
+    for node in arch.nodes:  # GraphModule registers every buffer it copies as persistent
+        if not getattr(REGISTRY[node.op], "persistent", True):
+            owner, _, leaf = node.name.rpartition(".")
+            holder = module.get_submodule(owner)
+            value = getattr(holder, leaf)
+            delattr(holder, leaf)
+            holder.register_buffer(leaf, value, persistent=False)
     info = {"arch_name": arch.title, "input_names": tuple(i.name for i in arch.inputs),
             "output_names": tuple(o.name for o in arch.outputs)}
     for key, value in info.items():
@@ -774,3 +794,109 @@ def _owner(arch: Architecture, key: str) -> Node | None:
         if node.name == path:
             return node
     return None
+
+
+# ---------------------------------------------------------------- windowed attention's pieces (archspec/ops/window.py)
+
+def rule_buffer(op: str, attrs: dict) -> torch.Tensor:
+    """A buffer computed by its op's rule (relative position index, Swin V2's coordinate table, the shifted-window
+    mask), in the shape it is stored (a leading 1 where the op says `batch`)."""
+    from archspec.ops import REGISTRY  # here too: the standalone source (compiler/pysource.py) copies this function
+
+    cls = REGISTRY[op]
+    shape = cls.shape(attrs, [])
+    return torch.tensor(cls.values(attrs), dtype=getattr(torch, cls.dtype)).reshape(
+        (1, *shape) if attrs["batch"] else shape)
+
+
+class LinearZeroBias(nn.Linear):
+    """nn.Linear whose bias entries start..end-1 are stored but used as zeros (Swin V2's qkv: no key bias)."""
+
+    def __init__(self, in_features: int, out_features: int, start: int, end: int) -> None:
+        super().__init__(in_features, out_features)
+        self.start, self.end = start, end
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = torch.cat([self.bias[:self.start], self.bias.new_zeros(self.end - self.start), self.bias[self.end:]])
+        return nn.functional.linear(x, self.weight, bias)
+
+
+class Normalize(nn.Module):
+    """F.normalize: x / max(||x||_2, eps) along a sample axis (cosine attention)."""
+
+    def __init__(self, dim: int, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.dim, self.eps = dim + 1, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(x, dim=self.dim, eps=self.eps)
+
+
+class Clamp(nn.Module):
+    """torch.clamp with optional bounds."""
+
+    def __init__(self, min: float | None = None, max: float | None = None) -> None:
+        super().__init__()
+        self.min, self.max = min, max
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(x, self.min, self.max)
+
+
+class Exp(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(x)
+
+
+class Scale(nn.Module):
+    """x * factor, a constant."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
+CUSTOM_MODULES.update({"LinearZeroBias": LinearZeroBias, "rule_buffer": rule_buffer, "Normalize": Normalize,
+                       "Clamp": Clamp, "Exp": Exp, "Scale": Scale})
+
+
+# Not modules: the buffers registered at their labels' paths (see build_tree).
+for _op in ("relative_position_index", "relative_coords_table", "shifted_window_mask"):
+    LOWERINGS[_op] = (lambda op: lambda a, shape: ModuleSpec("rule_buffer", (op, a)))(_op)
+
+
+@lowering("normalize")
+def _normalize(a, shape):
+    return ModuleSpec("Normalize", (a["dim"],), {"eps": a["eps"]} if a["eps"] != 1e-12 else {})
+
+
+@lowering("clamp")
+def _clamp(a, shape):
+    return ModuleSpec("Clamp", (), {k: v for k, v in a.items() if v is not None})
+
+
+@lowering("exp")
+def _exp(a, shape):
+    return ModuleSpec("Exp")
+
+
+@lowering("scale")
+def _scale(a, shape):
+    return ModuleSpec("Scale", (a["factor"],))
+
+
+class Gather(Merge):
+    """gather(table, index): rows of the table (a shared value, batch axis 1) at the index buffer's entries."""
+
+    def fx(self, graph, args, attrs):
+        index = graph.call_function(operator.getitem, (args[1], 0))
+        return graph.call_function(operator.getitem, (args[0], (slice(None), index)))
+
+    def source(self, args, attrs):
+        return f"{args[0]}[:, {args[1]}[0]]"
+
+
+MERGES["gather"] = Gather(operator.getitem, "gather")

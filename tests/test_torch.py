@@ -93,9 +93,13 @@ def run_op(name: str, a: dict, ins: list, batch: int = 2):
         ph = [graph.placeholder(f"x{i}") for i in range(len(xs))]
         graph.output(backend.MERGES[name].fx(graph, ph, a))
         return None, xs, fx.GraphModule(nn.Module(), graph)(*xs)
-    if REGISTRY[name].arity == 0:  # a learnable tensor: an nn.Parameter, shared by the batch
+    if REGISTRY[name].arity == 0:  # a learnable tensor (an nn.Parameter) or a rule's buffer, shared by the batch
         m = nn.Module()
-        m.register_parameter("w", backend.build_module(name, a, ()))
+        built = backend.build_module(name, a, ())
+        if isinstance(built, nn.Parameter):
+            m.register_parameter("w", built)
+        else:
+            m.register_buffer("w", built, persistent=getattr(REGISTRY[name], "persistent", True))
         w = m.w if a["batch"] else m.w.unsqueeze(0)
         return m, xs, w.expand(batch, *w.shape[1:])
     m = backend.build_module(name, a, ins[0]).train()
@@ -109,9 +113,11 @@ def test_op_lowering_matches_the_op_table(name, a, ins, out):
     m, xs, y = run_op(name, a, ins)
     assert tuple(y.shape) == (2, *out)
     params = sum(p.numel() for p in m.parameters()) if m is not None else 0
-    buffers = sum(b.numel() for b in m.buffers()) if m is not None else 0
+    buffers = sum(b.numel() for b in m.state_dict().values()) - params if m is not None else 0  # stored ones
     assert params == op.params(a, ins, out)
     assert buffers == op.buffers(a, ins, out)
+    if not y.requires_grad:  # a buffer: nothing to train
+        return
     y.float().sum().backward()
     assert all(x.grad is not None and x.grad.shape == x.shape for x in xs)
     if m is not None:
