@@ -27,9 +27,11 @@ MERMAID_MAX_EDGES = 500  # Mermaid's default maxEdges: a larger chart does not r
 
 # Fill colours by kind of box (the same in both outputs).
 _COLOURS = {"input": "#ffffff", "output": "#ffffff", "group": "#f1f1f1", "merge": "#fff2cc", "conv": "#dae8fc",
-            "linear": "#e1d5e7", "norm": "#d5e8d4", "pool": "#ffe6cc", "act": "#f8f8f8", "other": "#f8f8f8"}
+            "linear": "#e1d5e7", "norm": "#d5e8d4", "pool": "#ffe6cc", "act": "#f8f8f8", "other": "#f8f8f8",
+            "param": "#e1d5e7"}
 _KIND = {"conv": "conv", "linear": "linear", "bn": "norm", "lrn": "norm", "maxpool": "pool", "avgpool": "pool",
-         "adaptive_avgpool": "pool", "gap": "pool"}
+         "adaptive_avgpool": "pool", "gap": "pool", "layernorm": "norm", "groupnorm": "norm",
+         "multihead_attention": "linear", "learnable": "param"}  # a learnable tensor: a source, like an input
 _MERGE_TEXT = {"add": "add", "cat": "concat", "mul": "mul"}
 
 

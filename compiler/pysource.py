@@ -132,6 +132,7 @@ def _forward_lines(arch: Architecture) -> list[str]:
     scope_names = sorted(notes, key=len, reverse=True)
     blocks = {sc.name: sc.block for sc in arch.scopes}
     lines, announced = [], set()
+    shared = backend.shared_values(arch.nodes)
     for i, node in enumerate(arch.nodes):
         # A comment where a scope starts: every block call entered here (outermost first), and the
         # innermost scope even when it is a plain group.
@@ -142,7 +143,13 @@ def _forward_lines(arch: Architecture) -> list[str]:
                 lines.append(f"# {notes[s]}")
         args = [var[n] for n in node.inputs]
         dying = [var[n] for n in dict.fromkeys(node.inputs) if last_use.get(n) == i]
-        if node.op in backend.MERGES:
+        if node.op in backend.SOURCES:  # a learnable tensor, with a batch axis of 1 as in to_torch
+            expr = _path(node.name.split(".")) + ("" if node.attrs["batch"] else ".unsqueeze(0)")
+        elif node.op in backend.MERGES:
+            if node.op == "cat" and shared & set(node.inputs) and not set(node.inputs) <= shared:
+                batch = next(a for a, n in zip(args, node.inputs) if n not in shared)
+                args = [f"{a}.expand({batch}.shape[0], {', '.join(['-1'] * len(node.shape))})" if n in shared else a
+                        for a, n in zip(args, node.inputs)]
             expr = backend.MERGES[node.op].source(args, node.attrs)
         else:
             expr = f"{_path(node.name.split('.'))}({args[0]})"

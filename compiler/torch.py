@@ -131,8 +131,10 @@ class LayerNorm2d(nn.LayerNorm):
     """Layer norm over the channels of [N, C, H, W] (torchvision's convnext.LayerNorm2d)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.layer_norm(x.movedim(1, -1), self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.movedim(-1, 1)
+        last = x.ndim - 1  # explicit axes: torch.onnx.export writes movedim's -1 into an invalid Transpose
+        x = nn.functional.layer_norm(x.permute(0, *range(2, x.ndim), 1), self.normalized_shape, self.weight,
+                                     self.bias, self.eps)
+        return x.permute(0, last, *range(1, last))
 
 
 class SelfAttention(nn.MultiheadAttention):
