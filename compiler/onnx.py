@@ -455,6 +455,31 @@ def _learnable(g: Emitter, n: Node, out: str) -> str:
     return w if n.attrs["batch"] else g.emit("Unsqueeze", [w, g.const("axes", [0], np.int64)])
 
 
+@lowering("buffer")
+def _buffer(g: Emitter, n: Node, out: str) -> str:
+    """An initializer named by the label; integer buffers (indices) keep their type in float16 models too."""
+    if n.name in g.weights:
+        array = np.asarray(g.weights[n.name])
+    else:  # not persistent: not in the state_dict, computed by its rule
+        from archspec.ops.tensor import Buffer
+        values, dtype = Buffer.values(n.attrs)
+        array = np.asarray(values, dtype=dtype).reshape(n.attrs["shape"])
+    if np.issubdtype(array.dtype, np.integer):
+        g.initializers[n.name] = np.ascontiguousarray(array, dtype=np.int64)
+        w = n.name
+    else:
+        w = g.weight(n.name)
+    return g.emit("Unsqueeze", [w, g.const("axes", [0], np.int64)])
+
+
+@lowering("take")
+def _take(g: Emitter, n: Node, out: str) -> None:
+    table, index = (g.values[i] for i in n.inputs)
+    flat = g.emit("Reshape", [index, g.const("flat", [-1], np.int64)])
+    rows = g.emit("Gather", [table, flat], axis=1)
+    reshape(g, rows, n.shape, out)
+
+
 @lowering("matmul")
 def _matmul(g: Emitter, n: Node, out: str) -> None:
     g.emit("MatMul", [g.values[i] for i in n.inputs], out)
@@ -676,6 +701,7 @@ def compare_shapes(arch: Architecture, model: onnx.ModelProto) -> tuple[int, lis
     produced = {n.name: n.output[0] for n in inferred.graph.node}
     batch = shapes.get(model.graph.output[0].name, ["batch"])[0] if model.graph.output else "batch"
     compared, diags, wrong = 0, [], set()
+    shared = shared_values(arch.nodes)  # computed from learnable tensors and buffers alone: batch 1
     for node in arch.nodes:
         value = produced.get(node.name)
         if value is None:  # a folded batch norm: it inherits its conv's verdict
@@ -683,7 +709,7 @@ def compare_shapes(arch: Architecture, model: onnx.ModelProto) -> tuple[int, lis
                 wrong.add(node.name)
             continue
         compared += 1
-        want = [batch, *node.shape]
+        want = [1 if node.name in shared else batch, *node.shape]
         got = shapes.get(value)
         if got != want:
             wrong.add(node.name)
@@ -716,23 +742,13 @@ def check(arch: Architecture, model: onnx.ModelProto | str | Path) -> int:
 
 # ---------------------------------------------------------------- windowed attention's pieces (archspec/ops/window.py)
 
-@lowering("relative_position_index", "relative_coords_table", "shifted_window_mask")
-def _rule_buffer(g: Emitter, n: Node, out: str) -> str:
-    """A buffer computed by its op's rule: the initializer (named by the label, like the node) is the value, shared
-    by every sample with a batch axis of 1. Stored buffers come from the weights, the others from the rule."""
-    op = archspec.ops.REGISTRY[n.op]
-    dtype = np.int64 if op.dtype == "int64" else g.np_dtype
-    stored = g.weights.get(n.name)
-    value = np.asarray(stored if stored is not None else op.values(n.attrs), dtype=dtype)
-    g.initializers[n.name] = value.reshape(1, *n.shape)
+@lowering("shifted_window_mask")
+def _shifted_window_mask(g: Emitter, n: Node, out: str) -> str:
+    """The mask computed by its rule (it is in no state_dict): an initializer named like the node, shared by
+    every sample with a batch axis of 1."""
+    from archspec.ops.window import ShiftedWindowMask
+    g.initializers[n.name] = np.asarray(ShiftedWindowMask.values(n.attrs), dtype=g.np_dtype).reshape(1, *n.shape)
     return n.name
-
-
-@lowering("gather")
-def _gather(g: Emitter, n: Node, out: str) -> None:
-    table, index = (g.values[i] for i in n.inputs)
-    index = g.emit("Squeeze", [index, g.const("axes", [0], np.int64)])  # the index buffer's batch axis of 1
-    g.emit("Gather", [table, index], out, axis=1)
 
 
 @lowering("normalize")

@@ -144,7 +144,7 @@ def _forward_lines(arch: Architecture) -> list[str]:
         args = [var[n] for n in node.inputs]
         dying = [var[n] for n in dict.fromkeys(node.inputs) if last_use.get(n) == i]
         if node.op in backend.SOURCES:  # a learnable tensor, with a batch axis of 1 as in to_torch
-            expr = _path(node.name.split(".")) + ("" if node.attrs["batch"] else ".unsqueeze(0)")
+            expr = _path(node.name.split(".")) + ("" if node.attrs.get("batch") else ".unsqueeze(0)")
         elif node.op in backend.MERGES:
             if node.op == "cat" and shared & set(node.inputs) and not set(node.inputs) <= shared:
                 batch = next(a for a, n in zip(args, node.inputs) if n not in shared)
@@ -213,6 +213,10 @@ def emit_python(arch: Architecture, inplace: bool = True, command: str | None = 
                 line = _assign(list(prefix), "nn.ModuleDict()")
                 out.append(f"        {line}" + (f"  # {note}" if note else ""))
         where = f"{Path(node.span.file).name}:{node.span.line}"
+        if node.op == "buffer":  # a plain tensor attribute would not be in the state_dict
+            keep = "" if node.attrs.get("persistent", True) else ", persistent=False"
+            out.append(f"        {_path(parts[:-1])}.register_buffer({parts[-1]!r}, {spec.source()}{keep})  # {where}")
+            continue
         out.append(f"        {_assign(parts, spec.source())}  # {where}")
     if init_body:
         out.append("        self._init_weights()\n")

@@ -16,7 +16,6 @@ constructor call in the standalone source emitter (compiler/pysource.py).
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -27,7 +26,6 @@ from torch import nn
 
 from archspec.errors import Diagnostic, Pos, SpecError
 from archspec.ir import Architecture, Node, Span
-from archspec.ops import REGISTRY
 from archspec.ops.tensor import SOURCES, shared_values
 
 __all__ = ["LOWERINGS", "MERGES", "INIT", "ModuleSpec", "StochasticDepth", "build_module", "load_weights",
@@ -159,7 +157,12 @@ def learnable(shape: list[int], init: str = "zeros", value: float = 0.0, std: fl
     return nn.Parameter(data)
 
 
-CUSTOM_MODULES: dict[str, Callable] = {
+def buffer(values: list, dtype: str, shape: list[int]) -> torch.Tensor:
+    """A persistent buffer computed by a rule (archspec.ops.tensor.RULES): its values, row-major."""
+    return torch.tensor(values, dtype=getattr(torch, dtype)).reshape(shape)
+
+
+CUSTOM_MODULES: dict[str, Callable] = {"buffer": buffer, 
     "StochasticDepth": StochasticDepth, "Reshape": Reshape, "Permute": Permute, "Select": Select, "Slice": Slice,
     "Roll": Roll, "Pad": Pad, "LayerNorm2d": LayerNorm2d, "SelfAttention": SelfAttention, "learnable": learnable}
 
@@ -364,6 +367,13 @@ def _learnable(a, shape):
     return ModuleSpec("learnable", (_stored(a),), kw)
 
 
+@lowering("buffer")
+def _buffer(a, shape):
+    from archspec.ops.tensor import Buffer
+    values, dtype = Buffer.values(a)
+    return ModuleSpec("buffer", (values, dtype, list(a["shape"])))
+
+
 def _stored(a) -> list[int]:
     return [1, *a["shape"]] if a["batch"] else list(a["shape"])
 
@@ -448,7 +458,19 @@ class Attention(Merge):
         return f"{y}.transpose(-3, -2).flatten(-2)" if h > 1 else y
 
 
-MERGES: dict[str, Merge] = {"add": Merge(torch.add, "torch.add"), "mul": Merge(torch.mul, "torch.mul"),
+class Take(Merge):
+    """take(table, index): table[index] on the sample's first axis; the index (a buffer) has a batch axis of 1."""
+
+    def fx(self, graph, args, attrs):
+        flat = graph.call_method("flatten", (args[1],))
+        rows = graph.call_function(torch.index_select, (args[0], 1, flat))
+        return graph.call_method("unflatten", (rows, 1, tuple(attrs["index"])))
+
+    def source(self, args, attrs):
+        return f"torch.index_select({args[0]}, 1, {args[1]}.flatten()).unflatten(1, {tuple(attrs['index'])!r})"
+
+
+MERGES: dict[str, Merge] = {"take": Take(torch.index_select, "torch.index_select"), "add": Merge(torch.add, "torch.add"), "mul": Merge(torch.mul, "torch.mul"),
                             "cat": Merge(torch.cat, "torch.cat"), "matmul": MatMul(torch.matmul, "torch.matmul"),
                             "sdpa": Attention(nn.functional.scaled_dot_product_attention, "sdpa")}
 
@@ -618,8 +640,8 @@ def build_tree(arch: Architecture, inplace: bool = True) -> nn.Module:
             built = spec.build()
             if isinstance(built, nn.Parameter):  # a learnable tensor: its label is its state_dict key
                 parent.register_parameter(leaf, built)
-            elif isinstance(built, torch.Tensor):  # a buffer computed by a rule (archspec/ops/window.py)
-                parent.register_buffer(leaf, built, persistent=getattr(REGISTRY[node.op], "persistent", True))
+            elif isinstance(built, torch.Tensor):  # a buffer computed by a rule
+                parent.register_buffer(leaf, built, persistent=node.attrs.get("persistent", True))
             else:
                 parent.add_module(leaf, built)
         except KeyError as exc:  # add_module refuses names of nn.Module's own attributes ("train", "forward")
@@ -641,7 +663,7 @@ def build_graph(arch: Architecture) -> fx.Graph:
         args = [env[i] for i in node.inputs]
         if node.op in SOURCES:  # a parameter, with a batch axis of 1 (see archspec.ops.tensor.shared_values)
             env[node.name] = graph.get_attr(node.name)
-            if not node.attrs["batch"]:
+            if not node.attrs.get("batch"):
                 env[node.name] = graph.call_method("unsqueeze", (env[node.name], 0))
         elif node.op in MERGES:
             if node.op == "cat" and shared & set(node.inputs) and not set(node.inputs) <= shared:
@@ -680,21 +702,18 @@ def to_torch(arch: Architecture, weights: str | Path | dict | None = None, stric
     root = build_tree(arch, inplace=inplace)
     apply_init(arch, root)
     module = fx.GraphModule(root, build_graph(arch), class_name=class_name(arch))
+    for node in arch.nodes:  # GraphModule copies buffers as persistent ones
+        if node.op in SOURCES and not node.attrs.get("persistent", True):
+            *path, leaf = node.name.split(".")
+            owner = module.get_submodule(".".join(path))
+            owner.register_buffer(leaf, owner._buffers.pop(leaf), persistent=False)
     # GraphModule copies the leaves in graph order, which is IR order: state_dict order is preserved, but for
     # the scopes whose `order` statement says otherwise.
     for scope, names in arch.orders.items():
         holder = module.get_submodule(scope)
         slots = [k for k in holder._modules if k in names]
-        listed = [k for k in names if k in holder._modules]
-        swap = dict(zip(slots, listed))
+        swap = dict(zip(slots, [k for k in names if k in holder._modules]))
         holder._modules = {swap.get(k, k): holder._modules[swap.get(k, k)] for k in holder._modules}
-    for node in arch.nodes:  # GraphModule registers every buffer it copies as persistent
-        if not getattr(REGISTRY[node.op], "persistent", True):
-            owner, _, leaf = node.name.rpartition(".")
-            holder = module.get_submodule(owner)
-            value = getattr(holder, leaf)
-            delattr(holder, leaf)
-            holder.register_buffer(leaf, value, persistent=False)
     info = {"arch_name": arch.title, "input_names": tuple(i.name for i in arch.inputs),
             "output_names": tuple(o.name for o in arch.outputs)}
     for key, value in info.items():
@@ -800,17 +819,6 @@ def _owner(arch: Architecture, key: str) -> Node | None:
 
 # ---------------------------------------------------------------- windowed attention's pieces (archspec/ops/window.py)
 
-def rule_buffer(op: str, attrs: dict) -> torch.Tensor:
-    """A buffer computed by its op's rule (relative position index, Swin V2's coordinate table, the shifted-window
-    mask), in the shape it is stored (a leading 1 where the op says `batch`)."""
-    from archspec.ops import REGISTRY  # here too: the standalone source (compiler/pysource.py) copies this function
-
-    cls = REGISTRY[op]
-    shape = cls.shape(attrs, [])
-    return torch.tensor(cls.values(attrs), dtype=getattr(torch, cls.dtype)).reshape(
-        (1, *shape) if attrs["batch"] else shape)
-
-
 class LinearZeroBias(nn.Linear):
     """nn.Linear whose bias entries start..end-1 are stored but used as zeros (Swin V2's qkv: no key bias)."""
 
@@ -861,13 +869,15 @@ class Scale(nn.Module):
         return x * self.factor
 
 
-CUSTOM_MODULES.update({"LinearZeroBias": LinearZeroBias, "rule_buffer": rule_buffer, "Normalize": Normalize,
-                       "Clamp": Clamp, "Exp": Exp, "Scale": Scale})
+CUSTOM_MODULES.update({"LinearZeroBias": LinearZeroBias, "Normalize": Normalize, "Clamp": Clamp, "Exp": Exp,
+                       "Scale": Scale})
 
 
-# Not modules: the buffers registered at their labels' paths (see build_tree).
-for _op in ("relative_position_index", "relative_coords_table", "shifted_window_mask"):
-    LOWERINGS[_op] = (lambda op: lambda a, shape: ModuleSpec("rule_buffer", (op, a)))(_op)
+@lowering("shifted_window_mask")
+def _shifted_window_mask(a, shape):
+    """Not a module: a buffer (not stored) registered at the label's path, as `buffer` (see build_tree)."""
+    from archspec.ops.window import ShiftedWindowMask
+    return ModuleSpec("buffer", (ShiftedWindowMask.values(a), "float32", list(ShiftedWindowMask.shape(a, []))))
 
 
 @lowering("normalize")
@@ -888,17 +898,3 @@ def _exp(a, shape):
 @lowering("scale")
 def _scale(a, shape):
     return ModuleSpec("Scale", (a["factor"],))
-
-
-class Gather(Merge):
-    """gather(table, index): rows of the table (a shared value, batch axis 1) at the index buffer's entries."""
-
-    def fx(self, graph, args, attrs):
-        index = graph.call_function(operator.getitem, (args[1], 0))
-        return graph.call_function(operator.getitem, (args[0], (slice(None), index)))
-
-    def source(self, args, attrs):
-        return f"{args[0]}[:, {args[1]}[0]]"
-
-
-MERGES["gather"] = Gather(operator.getitem, "gather")

@@ -53,10 +53,8 @@ def _hand(op: str, a: dict, ins: list, out: tuple) -> tuple[int, int, int]:
         return (2 * c if a["affine"] else 0), 0, 0  # a scale and a shift per normalized channel
     if op == "learnable":
         return math.prod(a["shape"]), 0, 0
-    if op == "relative_position_index":  # one table row for each (query, key) pair of the window's tokens
-        return 0, (a["window"][0] * a["window"][1]) ** 2, 0
-    if op == "relative_coords_table":  # (dy, dx) for each offset of the window
-        return 0, (2 * a["window"][0] - 1) * (2 * a["window"][1] - 1) * 2, 0
+    if op == "buffer":  # not trained: a buffer
+        return 0, math.prod(a["shape"]), 0
     if op == "matmul":  # [b, n, k] x [b, k, m]: each of the b*n*m outputs is a k-term dot product
         (n, k), m = ins[0][-2:], ins[1][-1]
         return 0, 0, math.prod(out[:-2]) * n * m * k

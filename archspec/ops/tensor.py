@@ -4,6 +4,8 @@ last). None of them has parameters but `learnable`; none mixes values, so their 
 Layout (the analyzer follows which axis went where)."""
 from __future__ import annotations
 
+import math
+
 from .base import (ANY_RANK, MAX_RANK, VIEW, Attrs, Bool, Float, Int, IntList, Layout, Op, PosIntList, ShapeError, Str,
                    axis, numel, register)
 
@@ -332,8 +334,103 @@ class Learnable(Op):
         return numel(a["shape"])
 
 
+# ---- persistent buffers computed by a rule (the reference stores them in its state_dict)
+
+def relative_position_index(h: int, w: int) -> tuple[list, str]:
+    """Swin's and MaxViT's index into a [(2h-1)(2w-1), heads] bias table, for every pair of the h*w positions
+    of a window: [h*w * h*w] int64, row-major over (query, key)."""
+    coords = [(i, j) for i in range(h) for j in range(w)]
+    return [(qi - ki + h - 1) * (2 * w - 1) + (qj - kj + w - 1) for qi, qj in coords for ki, kj in coords], "int64"
+
+
+def relative_coords_table(h: int, w: int) -> tuple[list, str]:
+    """Swin V2's log-spaced relative coordinates [1, 2h-1, 2w-1, 2] (float32): sign(x) log2(|8x| + 1) / 3 of
+    the offsets normalized to [-1, 1]."""
+    def f(d: int, n: int) -> float:
+        x = 8.0 * d / (n - 1) if n > 1 else 0.0
+        return math.copysign(math.log2(abs(x) + 1.0) / 3.0, x) if x else 0.0
+    return [v for i in range(-(h - 1), h) for j in range(-(w - 1), w) for v in (f(i, h), f(j, w))], "float32"
+
+
+# rule -> (function of the window (h, w) returning flat values and a dtype, the natural shape)
+RULES = {"relative_position_index": (relative_position_index, lambda h, w: [h * w * h * w]),
+         "relative_coords_table": (relative_coords_table, lambda h, w: [1, 2 * h - 1, 2 * w - 1, 2])}
+
+
+class BufferArgs(Attrs):
+    rule: Str
+    window: PosIntList
+    shape: IntList | None = None
+    persistent: Bool = True  # false: not in the state_dict (torch's register_buffer(persistent=False))
+
+
+@register
+class Buffer(Op):
+    name = "buffer"
+    doc = ("A persistent buffer computed by a rule, named by its label: relative_position_index: buffer("
+           "\"relative_position_index\", window = [7, 7]) (Swin, MaxViT; shape [2401], or shape = [49, 49]), "
+           "\"relative_coords_table\" (Swin V2); persistent = false keeps it out of the state_dict.")
+    Args = BufferArgs
+    positional = ("rule",)
+    arity = 0
+    ranks = ANY_RANK
+    example = (("relative_position_index",), {"window": [2, 3], "shape": [6, 6]}, [])
+
+    @classmethod
+    def normalize(cls, args, ins):
+        if args.rule not in RULES:
+            raise ShapeError(f"unknown buffer rule {args.rule!r}", "one of: " + ", ".join(RULES))
+        if len(args.window) != 2 or args.window[0] * args.window[1] > 4096:
+            raise ShapeError(f"a window is [height, width] of at most 4096 positions, got {args.window}")
+        natural = RULES[args.rule][1](*args.window)
+        shape = natural if args.shape is None else _sizes(args.shape, numel(natural), "buffer shape")
+        return {"rule": args.rule, "window": list(args.window), "shape": shape, "persistent": args.persistent}
+
+    @classmethod
+    def shape(cls, a, ins):
+        return tuple(a["shape"])
+
+    @classmethod
+    def buffers(cls, a, ins, out):
+        return numel(a["shape"])
+
+    @classmethod
+    def values(cls, a) -> tuple[list, str]:
+        """The buffer's values (flat, row-major) and dtype, for the backends. Checked again here: an IR read
+        from JSON has not been through normalize."""
+        h, w = a["window"]
+        if a["rule"] not in RULES or not (0 < h and 0 < w and h * w <= 4096):
+            raise ValueError(f"buffer rule {a['rule']!r} on window {a['window']}: unknown, or over 4096 positions")
+        return RULES[a["rule"]][0](h, w)
+
+
+@register
+class Take(Op):
+    name = "take"
+    doc = ("Rows of a table picked by an index tensor (a buffer): take(table, index) is table[index], "
+           "[n, ...] by [...idx] -> [...idx, ...]; the relative position bias of Swin and MaxViT.")
+    arity = None
+    ranks = ANY_RANK
+    example = ((), {}, [(10, 3), (4, 4)])
+
+    @classmethod
+    def normalize(cls, args, ins):
+        return {"index": list(ins[1])} if len(ins) == 2 else {}
+
+    @classmethod
+    def shape(cls, a, ins):
+        if len(ins) != 2:
+            raise ShapeError(f"take reads one table by one index tensor, got {len(ins)} tensors")
+        (table, index) = ins
+        if len(table) < 2:
+            raise ShapeError(f"take reads rows of a table [n, ...] of two or more axes, got {list(table)}")
+        if len(index) + len(table) - 1 > MAX_RANK:
+            raise ShapeError(f"take would make a tensor of more than {MAX_RANK} axes")
+        return (*index, *table[1:])
+
+
 # Ops with no input: their values are shared by every sample (batch axis of size 1 in the backends).
-SOURCES = {"learnable"}
+SOURCES = {"learnable", "buffer"}
 
 
 def shared_values(nodes) -> set[str]:

@@ -1,15 +1,11 @@
-"""Windowed attention's pieces (Swin, MaxViT): buffers computed by a rule (relative position index, Swin V2's
-log-spaced coordinate table, the shifted-window mask), a gather from a table by an index buffer, and the
-element-wise maths of cosine attention (L2 normalize, clamp, exp, scale). The attention itself is written in
-the spec with the generic tensor ops; these are the few facts a spec cannot compute for itself.
-
-The rules are pure Python, shared by the analyzer (shapes, counts) and both backends (values)."""
+"""Windowed attention's pieces (Swin): the shifted-window mask (a buffer computed by a rule, not stored) and the
+element-wise maths of cosine attention (L2 normalize, clamp, exp, scale). The attention itself is written in the
+spec with the tensor ops (archspec/ops/tensor.py: buffer, take, roll, ...); these are the few facts a spec cannot
+compute for itself. The mask's rule is pure Python, shared by the analyzer (shapes) and both backends (values)."""
 from __future__ import annotations
 
-import math
-
+from .base import ANY_RANK, Attrs, Float, Int, Op, PosIntList, ShapeError, axis, numel, register
 from .tensor import SOURCES
-from .base import ANY_RANK, Attrs, Bool, Float, Int, Op, PosIntList, ShapeError, axis, numel, register
 
 # A buffer computed by a rule is materialised in Python lists by the backends: keep it small.
 MAX_RULE_ELEMENTS = 2 ** 24
@@ -31,23 +27,7 @@ def _bounded(shape: tuple[int, ...], what: str) -> tuple[int, ...]:
     return shape
 
 
-# ---- the rules
-
-def relative_position_index(wh: int, ww: int) -> list[int]:
-    """For every (query, key) pair of tokens of a wh x ww window, row-major, the row of the offset between them
-    in a (2wh - 1)(2ww - 1)-row table: Swin's and MaxViT's relative_position_index."""
-    coords = [(i, j) for i in range(wh) for j in range(ww)]
-    return [(qi - ki + wh - 1) * (2 * ww - 1) + (qj - kj + ww - 1) for qi, qj in coords for ki, kj in coords]
-
-
-def relative_coords_table(wh: int, ww: int) -> list[float]:
-    """Swin V2's continuous relative coordinates, [2wh - 1, 2ww - 1, 2] row-major: each offset d scaled to
-    [-8, 8] by the window (8 d / (w - 1)), then sign(t) log2(|t| + 1) / 3."""
-    def log_spaced(d: int, w: int) -> float:
-        t = 8.0 * d / (w - 1) if w > 1 else 0.0
-        return math.copysign(math.log2(abs(t) + 1.0), t) / 3.0
-    return [v for i in range(1 - wh, wh) for j in range(1 - ww, ww) for v in (log_spaced(i, wh), log_spaced(j, ww))]
-
+# ---- the rule
 
 def shifted_window_mask(h: int, w: int, wh: int, ww: int, sh: int, sw: int) -> list[float]:
     """Swin's mask for attention in the windows of an h x w map rolled back by (sh, sw): [windows, N, N]
@@ -64,82 +44,7 @@ def shifted_window_mask(h: int, w: int, wh: int, ww: int, sh: int, sw: int) -> l
     return out
 
 
-# ---- buffers computed by a rule (no input; the same for every sample)
-
-class RelativePositionIndexArgs(Attrs):
-    window: PosIntList
-    flat: Bool = True
-
-
-@register
-class RelativePositionIndex(Op):
-    name = "relative_position_index"
-    doc = ("Persistent int64 buffer: for each (query, key) pair of a window's tokens, the table row of their "
-           "offset (Swin, MaxViT): relative_position_index([7, 7]) is [2401]; flat = false keeps [49, 49].")
-    Args = RelativePositionIndexArgs
-    positional = ("window",)
-    arity = 0
-    ranks = ANY_RANK
-    example = (([2, 3],), {}, [])
-    dtype = "int64"
-
-    @classmethod
-    def example_cases(cls):
-        return Gather.example_cases()  # integers: checked with gather in tests/test_window.py
-
-    @classmethod
-    def normalize(cls, args, ins):
-        wh, ww = _window(args.window)
-        return {"window": [wh, ww], "flat": args.flat, "batch": False}
-
-    @classmethod
-    def shape(cls, a, ins):
-        n = a["window"][0] * a["window"][1]
-        return _bounded((n * n,) if a["flat"] else (n, n), "relative_position_index")
-
-    @classmethod
-    def buffers(cls, a, ins, out):
-        return numel(out)
-
-    @classmethod
-    def values(cls, a) -> list[int]:
-        return relative_position_index(*a["window"])
-
-
-class RelativeCoordsTableArgs(Attrs):
-    window: PosIntList
-
-
-@register
-class RelativeCoordsTable(Op):
-    name = "relative_coords_table"
-    doc = ("Persistent float buffer of Swin V2's log-spaced relative coordinates, stored [1, 2h-1, 2w-1, 2] as "
-           "torchvision does: relative_coords_table([8, 8]) is [15, 15, 2] per sample (input of the cpb MLP).")
-    Args = RelativeCoordsTableArgs
-    positional = ("window",)
-    arity = 0
-    ranks = ANY_RANK
-    example = (([3, 4],), {}, [])
-    dtype = "float32"
-
-    @classmethod
-    def normalize(cls, args, ins):
-        wh, ww = _window(args.window)
-        return {"window": [wh, ww], "batch": True}
-
-    @classmethod
-    def shape(cls, a, ins):
-        wh, ww = a["window"]
-        return _bounded((2 * wh - 1, 2 * ww - 1, 2), "relative_coords_table")
-
-    @classmethod
-    def buffers(cls, a, ins, out):
-        return numel(out)
-
-    @classmethod
-    def values(cls, a) -> list[float]:
-        return relative_coords_table(*a["window"])
-
+# ---- the mask: a buffer computed by a rule, not stored (the same for every sample)
 
 class ShiftedWindowMaskArgs(Attrs):
     size: PosIntList
@@ -158,8 +63,6 @@ class ShiftedWindowMask(Op):
     arity = 0
     ranks = ANY_RANK
     example = (([4, 6],), {"window": [2, 3], "shift": [1, 1]}, [])
-    dtype = "float32"
-    persistent = False  # torchvision computes it in forward: not in the state_dict
 
     @classmethod
     def normalize(cls, args, ins):
@@ -169,7 +72,8 @@ class ShiftedWindowMask(Op):
                              "pad the map to a multiple of the window first")
         if sh >= wh or sw >= ww:
             raise ShapeError(f"the shift {sh}x{sw} must be smaller than the window {wh}x{ww}")
-        return {"size": [h, w], "window": [wh, ww], "shift": [sh, sw], "batch": False}
+        # not in the state_dict: torchvision computes it in forward
+        return {"size": [h, w], "window": [wh, ww], "shift": [sh, sw], "batch": False, "persistent": False}
 
     @classmethod
     def shape(cls, a, ins):
@@ -181,37 +85,8 @@ class ShiftedWindowMask(Op):
         return shifted_window_mask(*a["size"], *a["window"], *a["shift"])
 
 
-# Ops with no input whose value every sample shares (see archspec.ops.tensor.shared_values).
-SOURCES.update({"relative_position_index", "relative_coords_table", "shifted_window_mask"})
-
-
-# ---- gather from a table
-
-@register
-class Gather(Op):
-    name = "gather"
-    doc = ("Rows of a table picked by an index buffer, gather(table, index): table [T, ...] and integer index "
-           "[K...] give [K..., ...] (the relative position bias, table[index]).")
-    arity = None  # tensors passed by name, as for merges
-    ranks = ANY_RANK
-    example = ((), {}, [(5, 3), (4, 2)])
-
-    @classmethod
-    def example_cases(cls):
-        """None for the generic completeness tests, which feed random floats: the index is an integer buffer.
-        tests/test_window.py runs gather on a learnable table and a relative position index instead."""
-        return []
-
-    @classmethod
-    def shape(cls, a, ins):
-        if len(ins) != 2:
-            raise ShapeError(f"gather takes a table and an index, got {len(ins)} tensors")
-        table, index = ins
-        return tuple(index) + tuple(table[1:])
-
-    @classmethod
-    def receptive(cls, a, ins):
-        return None
+# An op with no input: its value is shared by every sample (see archspec.ops.tensor.shared_values).
+SOURCES.add("shifted_window_mask")
 
 
 # ---- element-wise maths of cosine attention
