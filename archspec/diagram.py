@@ -163,7 +163,8 @@ def _build(arch: Architecture, depth: int | None) -> Diagram:
         total_params += params
         k = key(node.name)
         if k == node.name:
-            kind = "merge" if op.arity is None else _KIND.get(node.op, "act" if not node.attrs else "other")
+            kind = "merge" if op.arity is None else "param" if op.arity == 0 else \
+                _KIND.get(node.op, "act" if not node.attrs else "other")  # no input: a source, like an input
             boxes[k] = Box(k, kind, node.name, _op_summary(node), node.shape, params)
         else:
             box = boxes.get(k)

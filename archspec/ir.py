@@ -147,6 +147,9 @@ class Architecture(_Model):
     budgets: tuple[Budget, ...] = ()
     init: dict[str, str] = field(default_factory=dict)
     source: str = ""
+    # scope -> the labels of its children in the order PyTorch registers them (`order` statements), where
+    # that differs from the order data flows through them
+    orders: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def title(self) -> str:

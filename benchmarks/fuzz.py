@@ -267,6 +267,9 @@ class SpecGenerator:
             return f"for i, w in enumerate([8, 16]) {self.body(Scope(s.names + ['i', 'w'], s.lists, s.blocks, s.saved, s.depth + 1))}"
         if k == 23:
             return self.tensor_stmt(s)
+        if k == 24:  # registration order: labels of the scope (l<n> are the generated ones), or names that are not
+            names = [c.choice([f"l{c.int(1, max(1, self.label_n))}", "features", "fc", "attn"]) for _ in range(c.int(1, 3))]
+            return f"order {', '.join(names)}"
         return self.op_call(s)
 
     def tensor_stmt(self, s: Scope) -> str:

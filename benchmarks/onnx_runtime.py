@@ -1,7 +1,7 @@
 """onnxruntime latency of archspec's ONNX export against torch.onnx.export of the same module and
 against torch eager, in one run.
 
-    .venv/bin/python benchmarks/onnx_runtime.py      # resnet50, mobilenet_v2, efficientnet_b0, vit_b_16, convnext_tiny
+    .venv/bin/python benchmarks/onnx_runtime.py      # resnet50, mobilenet_v2, efficientnet_b0, vit_b_16, convnext_tiny, swin_t
     .venv/bin/python benchmarks/onnx_runtime.py --models resnet18 --batches 1 --rounds 5
 
 CPU section: for each model and batch, the three contenders run in interleaved rounds (ours,
@@ -34,7 +34,7 @@ import archspec  # noqa: E402
 from archspec_compiler import to_onnx, to_torch  # noqa: E402
 from archspec_compiler.runtime import Session  # noqa: E402
 
-DEFAULT_MODELS = ("resnet50", "mobilenet_v2", "efficientnet_b0", "vit_b_16", "convnext_tiny")
+DEFAULT_MODELS = ("resnet50", "mobilenet_v2", "efficientnet_b0", "vit_b_16", "convnext_tiny", "swin_t")
 
 
 def torch_export(module: torch.nn.Module, arch, example: torch.Tensor, opset: int) -> tuple[bytes, str]:

@@ -128,6 +128,11 @@ def _conv(g: Emitter, n: Node, out: str) -> None:
 
 @lowering("linear")
 def _linear(g: Emitter, n: Node, out: str) -> None:
+    if "zero_bias" in n.attrs:  # the initializer holds the bias as forward uses it
+        start, end = n.attrs["zero_bias"]
+        bias = np.array(g.weights[f"{n.name}.bias"])  # a copy: the caller's arrays stay as they are
+        bias[start:end] = 0
+        g.weights[f"{n.name}.bias"] = bias
     if len(g.shapes[n.inputs[0]]) > 1:  # tokens, channels-last maps: MatMul on the last axis (+ Add)
         matmul_t(g, g.input(n), f"{n.name}.weight", f"{n.name}.bias" if n.attrs["bias"] else None, out)
         return
@@ -751,3 +756,46 @@ def check(arch: Architecture, model: onnx.ModelProto | str | Path) -> int:
         raise SpecError(f"the exported model fails onnx's checker: {first}",
                         hint="this is a bug in compiler/onnx.py; please report it with the spec") from None
     return compared
+
+
+# ---------------------------------------------------------------- windowed attention's pieces (archspec/ops/window.py)
+
+@lowering("shifted_window_mask")
+def _shifted_window_mask(g: Emitter, n: Node, out: str) -> str:
+    """The mask computed by its rule (it is in no state_dict): an initializer named like the node, shared by
+    every sample with a batch axis of 1."""
+    from archspec.ops.window import ShiftedWindowMask
+    g.initializers[n.name] = np.asarray(ShiftedWindowMask.values(n.attrs), dtype=g.np_dtype).reshape(1, *n.shape)
+    return n.name
+
+
+@lowering("normalize")
+def _normalize(g: Emitter, n: Node, out: str) -> None:
+    x, axis = g.input(n), n.attrs["dim"] + 1
+    half = g.onnx_dtype == TensorProto.FLOAT16
+    if half:  # a sum of squares overflows float16 long before the values do: normalize in float32
+        x = g.emit("Cast", [x], to=TensorProto.FLOAT)
+    if g.opset >= 18:  # axes became an input
+        norm = g.emit("ReduceL2", [x, g.const("axes", [axis], np.int64)], keepdims=1)
+    else:
+        norm = g.emit("ReduceL2", [x], axes=[axis], keepdims=1)
+    eps = g.const("eps", n.attrs["eps"], np.float32 if half else None)
+    y = g.emit("Div", [x, g.emit("Max", [norm, eps])], None if half else out)
+    if half:
+        g.emit("Cast", [y], out, to=TensorProto.FLOAT16)
+
+
+@lowering("clamp")
+def _clamp(g: Emitter, n: Node, out: str) -> None:
+    bounds = [g.const(k, n.attrs[k]) if n.attrs[k] is not None else "" for k in ("min", "max")]
+    g.emit("Clip", [g.input(n), *bounds], out)
+
+
+@lowering("exp")
+def _exp(g: Emitter, n: Node, out: str) -> None:
+    g.emit("Exp", [g.input(n)], out)
+
+
+@lowering("scale")
+def _scale(g: Emitter, n: Node, out: str) -> None:
+    g.emit("Mul", [g.input(n), g.const("factor", n.attrs["factor"])], out)

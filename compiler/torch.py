@@ -249,6 +249,8 @@ def _conv(a, shape):
 
 @lowering("linear")
 def _linear(a, shape):
+    if "zero_bias" in a:
+        return ModuleSpec("LinearZeroBias", (a["in"], a["out"], *a["zero_bias"]))
     return ModuleSpec("Linear", (a["in"], a["out"]), {} if a["bias"] else {"bias": False})
 
 
@@ -1062,3 +1064,86 @@ def _owner(arch: Architecture, key: str) -> Node | None:
         if node.name == path:
             return node
     return None
+
+
+# ---------------------------------------------------------------- windowed attention's pieces (archspec/ops/window.py)
+
+class LinearZeroBias(nn.Linear):
+    """nn.Linear whose bias entries start..end-1 are stored but used as zeros (Swin V2's qkv: no key bias)."""
+
+    def __init__(self, in_features: int, out_features: int, start: int, end: int) -> None:
+        super().__init__(in_features, out_features)
+        self.start, self.end = start, end
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = torch.cat([self.bias[:self.start], self.bias.new_zeros(self.end - self.start), self.bias[self.end:]])
+        return nn.functional.linear(x, self.weight, bias)
+
+
+class Normalize(nn.Module):
+    """F.normalize: x / max(||x||_2, eps) along a sample axis (cosine attention)."""
+
+    def __init__(self, dim: int, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.dim, self.eps = dim + 1, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(x, dim=self.dim, eps=self.eps)
+
+
+class Clamp(nn.Module):
+    """torch.clamp with optional bounds."""
+
+    def __init__(self, min: float | None = None, max: float | None = None) -> None:
+        super().__init__()
+        self.min, self.max = min, max
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(x, self.min, self.max)
+
+
+class Exp(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(x)
+
+
+class Scale(nn.Module):
+    """x * factor, a constant."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
+CUSTOM_MODULES.update({"LinearZeroBias": LinearZeroBias, "Normalize": Normalize, "Clamp": Clamp, "Exp": Exp,
+                       "Scale": Scale})
+
+
+@lowering("shifted_window_mask")
+def _shifted_window_mask(a, shape):
+    """Not a module: a buffer (not stored) registered at the label's path, as `buffer` (see assemble)."""
+    from archspec.ops.window import ShiftedWindowMask
+    return ModuleSpec("buffer", (ShiftedWindowMask.values(a), "float32", list(ShiftedWindowMask.shape(a, []))))
+
+
+@lowering("normalize")
+def _normalize(a, shape):
+    return ModuleSpec("Normalize", (a["dim"],), {"eps": a["eps"]} if a["eps"] != 1e-12 else {})
+
+
+@lowering("clamp")
+def _clamp(a, shape):
+    return ModuleSpec("Clamp", (), {k: v for k, v in a.items() if v is not None})
+
+
+@lowering("exp")
+def _exp(a, shape):
+    return ModuleSpec("Exp")
+
+
+@lowering("scale")
+def _scale(a, shape):
+    return ModuleSpec("Scale", (a["factor"],))

@@ -3,7 +3,7 @@ additive bias, and multi-head self-attention as one layer (nn.MultiheadAttention
 MACs count every multiply-accumulate, QKᵀ and AV included (what FlopCounterMode reports on the math path)."""
 from __future__ import annotations
 
-from .base import GLOBAL, Attrs, Bool, Float, Op, PosInt, Prob, ShapeError, numel, register
+from .base import ANY_RANK, GLOBAL, Attrs, Bool, Float, Op, PosInt, Prob, ShapeError, numel, register
 from .merge import broadcast
 
 
@@ -23,6 +23,7 @@ def _batch(ins, what: str) -> tuple[int, ...]:
 
 
 class _TokenMixer(Op):
+    ranks = ANY_RANK  # windows x heads x tokens x width (Swin, MaxViT): any leading axes
     arity = None  # tensors are passed by name, as for merges: matmul(q, k)
 
     @classmethod
