@@ -51,8 +51,8 @@ def test_window_ops_in_torch_and_onnxruntime():
     import numpy as np
     import torch
 
-    from compiler import to_onnx, to_torch
-    from compiler.runtime import Session
+    from archspec_compiler import to_onnx, to_torch
+    from archspec_compiler.runtime import Session
 
     arch = archspec.load(FIXTURE)
     module = to_torch(arch).eval()
@@ -79,7 +79,7 @@ def test_window_ops_in_torch_and_onnxruntime():
 def test_zero_bias_holds_a_bias_range_at_zero():
     import torch
 
-    from compiler import to_torch
+    from archspec_compiler import to_torch
 
     module = to_torch(archspec.load(FIXTURE)).eval()
     qkv = module.get_submodule("attn.qkv")
@@ -106,7 +106,7 @@ def test_hostile_window_ops_get_positioned_errors(tmp_path, body, words):
 
 
 def test_order_reorders_the_state_dict(tmp_path):
-    from compiler import to_torch
+    from archspec_compiler import to_torch
 
     body = """
         {
