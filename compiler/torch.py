@@ -650,12 +650,24 @@ class Container(nn.Module):
                            "parent; call the parent, or one of its children")
 
 
+class BufferTracer(fx.Tracer):
+    """fx's tracer, with buffers as graph values: ops on buffers alone (Swin's relative_position_index)
+    stay in the graph instead of running once into a constant."""
+
+    proxy_buffer_attributes = True
+
+
 class Block(fx.GraphModule):
     """A block or the model: an fx.GraphModule (straight-line generated forward) whose children keep the
     IR's registration order and types through deepcopy and pickling (GraphModule alone re-registers
     them in call order, and rebuilds passive containers as plain modules)."""
 
     __str__ = nn.Module.__repr__  # print(model) shows the tree, as torchvision's does
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._tracer_cls = BufferTracer  # unpickling re-traces the code with it
+
 
     def __deepcopy__(self, memo):
         res = super().__deepcopy__(memo)
