@@ -33,7 +33,7 @@ INIT_SCHEMES = (
 # Schemes computed from a weight's fan-in and fan-out: they need a weight of two or more axes, so they
 # cannot initialise the ops whose weight is one value per channel (a new norm op belongs here too).
 FAN_SCHEMES = ("kaiming_normal_fan_out", "kaiming_normal_fan_in", "kaiming_uniform", "xavier_uniform")
-VECTOR_WEIGHT_OPS = ("bn",)
+VECTOR_WEIGHT_OPS = ("bn", "layernorm", "groupnorm")
 
 
 def init_problem(op: str, scheme: str) -> str | None:
