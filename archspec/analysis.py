@@ -41,6 +41,8 @@ from typing import Any
 from .ir import Architecture
 from .limits import gc_paused
 from .ops import GLOBAL, REGISTRY
+from .ops.base import VIEW, Layout, Mixes
+from .ops.tensor import SOURCES
 
 BYTES_PER_VALUE = 4  # float32
 
@@ -77,8 +79,40 @@ def _axes(values: tuple[int, ...]) -> str:
     return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
 
 
-def _apply(f: Field, rule, name: str) -> Field:
-    """One single-input op's contribution (op.receptive's answer) to its input's field."""
+# Axis layouts: for each axis of a tensor, the axis of the network's input it holds (0 = channels,
+# 1.. = spatial), TRIVIAL for an added axis of size 1, UNKNOWN once values moved or axes merged.
+TRIVIAL, UNKNOWN = -2, -1
+
+
+def _layout_after(lay: tuple[int, ...], rule, before: tuple[int, ...], after: tuple[int, ...]) -> tuple[int, ...]:
+    """The layout of an op's output (tokens, channels-last maps): ops that keep the rank keep it, a permute
+    moves it, a view keeps what can be followed (axes of size 1 come and go)."""
+    if isinstance(rule, Layout) and rule.dims not in (None, VIEW):
+        return tuple(lay[d] for d in rule.dims)
+    if isinstance(rule, Layout) and rule.dims is None:
+        return (UNKNOWN,) * len(after)
+    if len(before) == len(after) and not isinstance(rule, Layout):
+        return lay
+    kept = [(s, i) for s, i in zip(before, lay) if s != 1]
+    targets = [k for k, s in enumerate(after) if s != 1]
+    if [s for s, _ in kept] != [after[k] for k in targets]:
+        return (UNKNOWN,) * len(after)
+    out = [TRIVIAL] * len(after)
+    for (_, i), k in zip(kept, targets):
+        out[k] = i
+    return tuple(out)
+
+
+def _apply(f: Field, rule, name: str, lay: tuple[int, ...] | None = None, shape: tuple[int, ...] = ()) -> Field:
+    """One single-input op's contribution (op.receptive's answer) to its input's field; `lay` is the input's
+    layout and `shape` its shape (see _layout_after)."""
+    if isinstance(rule, Mixes):  # global when it mixes along an axis that holds (or may hold) a spatial one
+        spatial = any(shape[a] > 1 and lay[a] != 0 for a in rule.axes) if lay is not None else False
+        rule = GLOBAL if spatial else None
+    elif isinstance(rule, Layout):
+        rule = None
+    elif isinstance(rule, list) and lay is not None and lay != tuple(range(len(lay))):
+        rule = GLOBAL  # a window over axes that no longer are the input's own, in their order
     if rule is None:
         return f
     if rule == GLOBAL:
@@ -96,6 +130,7 @@ def _apply(f: Field, rule, name: str) -> Field:
     return Field(size, stride, padding, f.is_global)
 
 
+_CONSTANT = Field((), (), ())  # the field of a learnable tensor: it sees no input
 _FIELD_CAP = 2 ** 62  # far beyond any input the activation-memory limit admits
 
 
@@ -292,6 +327,7 @@ def _analyze(arch: Architecture) -> Report:
         n = len(i.shape) - 1
         fields[i.name] = Field((1,) * n, (1,) * n, (0,) * n)
 
+    layouts: dict[str, tuple[int, ...]] = {i.name: tuple(range(len(i.shape))) for i in arch.inputs}
     layers: list[Layer] = []
     warnings: list[str] = []
     for node in arch.nodes:
@@ -299,21 +335,32 @@ def _analyze(arch: Architecture) -> Report:
         a = node.attrs
         ins = [shapes[x] for x in node.inputs]
         out = node.shape
-        if op.arity is None:  # a merge: its own rule first (none today), then the union of its paths
+        # Learnable tensors (and what is computed from them alone) see no input: they take no part in fields.
+        varying = [i for i, x in enumerate(node.inputs) if x in fields]
+        if node.op in SOURCES or not varying:
+            field, layout = None, None
+        elif op.arity is None:  # a merge: its own rule first (none today), then the union of its paths
             spatial = math.prod(out[1:])
-            local = [fields[x] for x, s in zip(node.inputs, ins) if math.prod(s[1:]) == spatial or spatial == 1]
+            local = [fields[node.inputs[i]] for i in varying if math.prod(ins[i][1:]) == spatial or spatial == 1]
             # Inputs broadcast over the map (a gate's pooled [C, 1, 1]) only make the result global.
-            broadcast_global = len(local) < len(ins)
-            field, warning = _merge(local or [fields[node.inputs[0]]], broadcast_global)
-            field = _apply(field, op.receptive(a, ins), node.name)
+            broadcast_global = len(local) < len(varying)
+            field, warning = _merge(local or [fields[node.inputs[varying[0]]]], broadcast_global)
+            lays = {layouts[node.inputs[i]] for i in varying}
+            lay = lays.pop() if len(lays) == 1 else (UNKNOWN,) * len(ins[varying[0]])
+            rule = op.receptive(a, ins)
+            field = _apply(field, rule, node.name, lay, ins[varying[0]])
+            layout = _layout_after(lay, rule, ins[varying[0]], out)
             if warning:
                 warnings.append(f"{node.name} ({node.span}): {node.op} of {', '.join(node.inputs)}: {warning}")
         else:
-            field = _apply(fields[node.inputs[0]], op.receptive(a, ins), node.name)
+            rule, lay = op.receptive(a, ins), layouts[node.inputs[0]]
+            field = _apply(fields[node.inputs[0]], rule, node.name, lay, ins[0])
+            layout = _layout_after(lay, rule, ins[0], out)
         shapes[node.name] = out
-        fields[node.name] = field
+        if field is not None:
+            fields[node.name], layouts[node.name] = field, layout
         layers.append(Layer(node.name, node.op, node.inputs, out, op.params(a, ins, out), op.buffers(a, ins, out),
-                            op.macs(a, ins, out), field, str(node.span)))
+                            op.macs(a, ins, out), field or _CONSTANT, str(node.span)))
 
     outputs = {o.name: shapes[o.node] for o in arch.outputs}
     return Report(
@@ -367,11 +414,11 @@ def _network_field(arch: Architecture, fields: dict[str, Field], shapes: dict) -
             stack.extend(producers[name].inputs)
     # A [C, 1, 1] map still counts when it is local (LeNet's C5 sees the whole 32x32 through convs alone).
     candidates = [n.name for n in arch.nodes if n.name in ancestors and len(n.shape) > 1
-                  and (_is_map(n.shape) or not fields[n.name].is_global)]
+                  and n.name in fields and (_is_map(n.shape) or not fields[n.name].is_global)]
     candidates += [i.name for i in arch.inputs if i.name in ancestors and len(i.shape) > 1] if not candidates else []
-    glob = fields[end].is_global
+    glob = fields.get(end, _CONSTANT).is_global
     if not candidates:
-        f = fields[end]
+        f = fields.get(end, _CONSTANT)
         return NetworkField(f.size, f.stride, f.padding, glob, end)
     f = fields[candidates[-1]]
     return NetworkField(f.size, f.stride, f.padding, glob or f.is_global, candidates[-1])

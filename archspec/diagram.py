@@ -29,9 +29,11 @@ MERMAID_MAX_EDGES = 500  # Mermaid's default maxEdges: a larger chart does not r
 
 # Fill colours by kind of box (the same in both outputs).
 _COLOURS = {"input": "#ffffff", "output": "#ffffff", "group": "#f1f1f1", "merge": "#fff2cc", "conv": "#dae8fc",
-            "linear": "#e1d5e7", "norm": "#d5e8d4", "pool": "#ffe6cc", "act": "#f8f8f8", "other": "#f8f8f8"}
+            "linear": "#e1d5e7", "norm": "#d5e8d4", "pool": "#ffe6cc", "act": "#f8f8f8", "other": "#f8f8f8",
+            "param": "#e1d5e7"}
 _KIND = {"conv": "conv", "linear": "linear", "bn": "norm", "lrn": "norm", "maxpool": "pool", "avgpool": "pool",
-         "adaptive_avgpool": "pool", "gap": "pool"}
+         "adaptive_avgpool": "pool", "gap": "pool", "layernorm": "norm", "groupnorm": "norm",
+         "multihead_attention": "linear", "learnable": "param"}  # a learnable tensor: a source, like an input
 _MERGE_TEXT = {"add": "add", "cat": "concat", "mul": "mul"}
 
 
@@ -161,7 +163,8 @@ def _build(arch: Architecture, depth: int | None) -> Diagram:
         total_params += params
         k = key(node.name)
         if k == node.name:
-            kind = "merge" if op.arity is None else _KIND.get(node.op, "act" if not node.attrs else "other")
+            kind = "merge" if op.arity is None else "param" if op.arity == 0 else \
+                _KIND.get(node.op, "act" if not node.attrs else "other")  # no input: a source, like an input
             boxes[k] = Box(k, kind, node.name, _op_summary(node), node.shape, params)
         else:
             box = boxes.get(k)

@@ -27,12 +27,13 @@ INIT_SCHEMES = (
     "uniform_fan_out",         # EfficientNet's / MobileNetV3's linear: U(-1/sqrt(out), 1/sqrt(out)), bias 0
     "ones_zeros",              # norms: weight 1, bias 0
     "trunc_normal_0.01",
+    "trunc_normal_0.02",       # ConvNeXt's convs and linears
     "default_zero_bias",       # PyTorch's weight, bias 0 (DenseNet's classifier)
 )
 # Schemes computed from a weight's fan-in and fan-out: they need a weight of two or more axes, so they
 # cannot initialise the ops whose weight is one value per channel (a new norm op belongs here too).
 FAN_SCHEMES = ("kaiming_normal_fan_out", "kaiming_normal_fan_in", "kaiming_uniform", "xavier_uniform")
-VECTOR_WEIGHT_OPS = ("bn",)
+VECTOR_WEIGHT_OPS = ("bn", "layernorm", "groupnorm")
 
 
 def init_problem(op: str, scheme: str) -> str | None:
@@ -159,6 +160,9 @@ class Architecture(_Model):
     budgets: tuple[Budget, ...] = ()
     init: dict[str, str] = field(default_factory=dict)
     source: str = ""
+    # scope -> the labels of its children in the order PyTorch registers them (`order` statements), where
+    # that differs from the order data flows through them
+    orders: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def title(self) -> str:

@@ -18,7 +18,7 @@ from .parser import Token, Tree, pos_of
 from .values import BlockValue, OpValue, ShapeView, Tensor, a_type, type_name
 
 KEYWORDS = {"in", "if", "else", "for", "repeat", "as", "residual", "shortcut", "dense", "gate", "branch",
-            "save", "from", "output", "budget", "true", "false", "and", "or", "not", "block", "network",
+            "save", "from", "output", "budget", "order", "true", "false", "and", "or", "not", "block", "network",
             "param", "variant", "input", "use", "arch", "init"}
 _LABEL = re.compile(r"[A-Za-z0-9_]+")
 BUDGET_METRICS = ("params", "macs", "flops", "memory", "buffers")
@@ -170,6 +170,8 @@ class Lowerer:
         self.scopes: list[Scope] = []
         self.outputs: list[Output] = []
         self.budgets: list[Budget] = []
+        self.orders: dict[str, tuple[str, ...]] = {}  # scope -> its children in registration order
+        self.order_pos: dict[str, Pos] = {}
         self.call_stack: list[tuple[BlockValue, Pos]] = []   # active block calls, for recursion and notes
         self.seen_errors: set[tuple] = set()
         self.raw_errors = 0       # repeats included: an error inside a loop must not cost a step each time forever
@@ -248,6 +250,8 @@ class Lowerer:
                 raise EvalError(f"{op_name}() merges two or more named tensors", where,
                                 f"save them first: 'save a' ... '{op_name}(a, b)'")
             inputs, args = tensors, []
+        elif op.arity == 0:  # a learnable tensor: no input
+            inputs = []
         else:
             inputs = [cur]
         if len(args) > len(op.positional):
@@ -326,7 +330,7 @@ class Lowerer:
         if label is not None:
             raise EvalError("a statement has one label", label_tree)
         text = self.label_text(label_tree, frame)
-        if inner.data in ("assign", "save_stmt", "output_stmt", "budget_stmt", "labeled"):
+        if inner.data in ("assign", "save_stmt", "output_stmt", "budget_stmt", "order_stmt", "labeled"):
             raise EvalError("a label names a layer, a block call or a group", label_tree,
                             f"remove '{text}:' or put it before a layer")
         path = cursor.join(text)
@@ -389,6 +393,8 @@ class Lowerer:
             if label is None:
                 self.claim(path, pos, stmt)
             try:
+                if isinstance(target, OpValue) and op_table.REGISTRY[target.name].arity == 0:
+                    return self.source_stmt(target.name, args, kwargs, cur, frame, label, path, pos, stmt)
                 if isinstance(target, OpValue):
                     return self.apply_op(target.name, args, kwargs, cur, path, pos, stmt)
                 return self.call_block(target, args, kwargs, cur, path, pos, stmt)
@@ -402,6 +408,15 @@ class Lowerer:
         else:
             hint = did_you_mean(name_tok.value, set(frame.module.blocks) | set(op_table.REGISTRY))
         raise EvalError(f"'{name_tok}' is {a_type(target)}, not a layer or block", name_tok, hint)
+
+    def source_stmt(self, op_name, args, kwargs, cur, frame, label, path, pos, where) -> Tensor:
+        """`class_token: learnable([1, 768])`: a tensor with no input, named by its label (its state_dict key)
+        and bound to the label's last part as a named tensor; the current tensor goes on unchanged."""
+        if label is None:
+            raise EvalError(f"{op_name}() needs a label: it names the tensor and its state_dict key", where,
+                            f"for example: class_token: {op_name}([1, 768])")
+        frame.set(path.rsplit(".", 1)[-1], self.apply_op(op_name, args, kwargs, cur, path, pos, where))
+        return cur
 
     def call_block(self, block: BlockValue, args, kwargs, cur: Tensor, path: str, pos: Pos, where) -> Tensor:
         if any(b is block for b, _ in self.call_stack):
@@ -546,7 +561,7 @@ class Lowerer:
         inner = self._splice(cursor, label, pos)
         outs = []
         for s in body.children:
-            if s.data in ("assign", "budget_stmt", "save_stmt"):
+            if s.data in ("assign", "budget_stmt", "save_stmt", "order_stmt"):
                 self.run_stmt(s, frame, inner, cur, None)
             else:
                 outs.append(self.run_stmt(s, frame, inner, cur, None))
@@ -574,6 +589,18 @@ class Lowerer:
             if any(o.name == tok.value for o in self.outputs):
                 raise EvalError(f"output '{tok}' declared twice", tok)
             self.outputs.append(Output(name=tok.value, node=t.name))
+        return cur
+
+    def s_order_stmt(self, stmt, frame, cursor, cur, label):
+        """`order norm1, attn`: the scope's children are registered in this order (torch's state_dict order),
+        whatever order the data flows through them (torchvision's post-norm blocks register the norm first)."""
+        names = tuple(tok.value for tok in stmt.children)
+        if len(set(names)) != len(names):
+            raise EvalError("order names a child twice", stmt)
+        if cursor.path in self.orders:
+            raise EvalError("a scope has one order statement", stmt)
+        self.orders[cursor.path] = names
+        self.order_pos[cursor.path] = self.pos(stmt, frame)
         return cur
 
     def s_budget_stmt(self, stmt, frame, cursor, cur, label):
@@ -794,9 +821,24 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_s
     outputs = low.outputs or [Output(name="output", node=last.name)]
     arch = Architecture(name=module.arch or module.path.stem, variant=variant, params=params, inputs=tuple(inputs),
                         nodes=tuple(low.nodes), outputs=tuple(outputs), scopes=tuple(low.scopes),
-                        budgets=tuple(low.budgets), init=init, source=module.file)
+                        budgets=tuple(low.budgets), init=init, source=module.file, orders=low.orders)
+    _check_orders(low, arch)
     _check_limits(low, arch)
     return None if errors else arch
+
+
+def _check_orders(low: Lowerer, arch: Architecture) -> None:
+    """Every name of an `order` statement is a child layer or scope of its scope."""
+    children: dict[str, set[str]] = {}
+    for name in [n.name for n in arch.nodes] + [s.name for s in arch.scopes]:
+        parent, _, child = name.rpartition(".")
+        children.setdefault(parent, set()).add(child)
+    for scope, names in arch.orders.items():
+        missing = [n for n in names if n not in children.get(scope, ())]
+        if missing:
+            pos = low.order_pos[scope]
+            low.error(f"order names '{missing[0]}', which is no layer or scope of '{scope or 'the network'}'", pos,
+                      "list the labels of this scope's layers, groups and block calls")
 
 
 def _check_limits(low: Lowerer, arch: Architecture) -> None:

@@ -265,7 +265,57 @@ class SpecGenerator:
             return f"{c.choice(['add', 'cat', 'mul'])}({a}, {b}{', dim = ' + str(c.int(-1, 3)) if c.chance(20) else ''})"
         if k == 22:
             return f"for i, w in enumerate([8, 16]) {self.body(Scope(s.names + ['i', 'w'], s.lists, s.blocks, s.saved, s.depth + 1))}"
+        if k == 23:
+            return self.tensor_stmt(s)
+        if k == 24:  # registration order: labels of the scope (l<n> are the generated ones), or names that are not
+            names = [c.choice([f"l{c.int(1, max(1, self.label_n))}", "features", "fc", "attn"]) for _ in range(c.int(1, 3))]
+            return f"order {', '.join(names)}"
         return self.op_call(s)
+
+    def tensor_stmt(self, s: Scope) -> str:
+        """Tensor and token ops (issue 13): layouts with valid and hostile axes and sizes, learnable tensors
+        with and without labels, attention with heads that do or do not divide the width."""
+        c = self.c
+        axis = lambda: c.choice(["0", "1", "2", "-1", "-2", "3", str(c.int(-4, 4))])  # noqa: E731
+        k = c.int(0, 11)
+        if k == 0:
+            return c.choice(["flatten(1);  transpose(0, 1)", "flatten(1)", f"flatten({axis()}, {axis()})"])
+        if k == 1:
+            dims = c.choice(["[1, 2, 0]", "[2, 0, 1]", "[1, 0]", "[0, 1, 1]", "[0]", f"[{axis()}, {axis()}, {axis()}]"])
+            return f"permute({dims})"
+        if k == 2:
+            return f"transpose({axis()}, {axis()})"
+        if k == 3:
+            return c.choice(["reshape([-1])", "reshape([in.channels, -1])", "reshape([-1, -1])",
+                             "reshape([10 ** 6, 10 ** 6])", f"reshape([{c.int(1, 8)}, -1, {c.int(1, 4)}])",
+                             "unflatten(0, [2, -1])", f"unflatten({axis()}, [{c.int(-1, 4)}, -1])"])
+        if k == 4:
+            return c.choice([f"select({c.int(-2, 3)}, dim = {axis()})", f"slice({c.int(-3, 3)}, {c.int(-2, 9)}, "
+                             f"dim = {axis()}, step = {c.int(0, 3)})"])
+        if k == 5:
+            return c.choice([f"roll([{c.int(-4, 4)}], dims = [{axis()}])", "roll([1, -1], dims = [1, 1])",
+                             f"pad([{c.int(0, 2)}, {c.int(-1, 2)}])", "pad([0, 0, 0, 1, 0, 1, 0, 0])"])
+        if k == 6:
+            return c.choice(["layernorm()", "layernorm(eps = 1e-6, dim = 0)", f"layernorm(dim = {axis()})",
+                             f"groupnorm({c.choice(['1', '2', '3', 'in.channels'])})", "linear(8)"])
+        if k == 7:
+            self.label_n += 1
+            shape = c.choice(["[1, 1, 1]", "in.shape", "[in.channels, 1, 1]", "[0]", "[10 ** 9, 10 ** 9]", "[8]"])
+            name = c.choice(["t", "token", "scale"])
+            s.saved.append(name)
+            init = c.choice(["", ", init = \"normal\"", ", init = \"constant\", value = 1e-6", ", init = \"x\"",
+                             ", batch = true"])
+            return (f"{name}: learnable({shape}{init})" if c.chance(85) else f"learnable({shape})") + \
+                f";  {c.choice(['mul', 'add', 'cat'])}({name}, {c.choice(s.saved)})"
+        if k == 8:
+            return f"multihead_attention({c.choice(['1', '2', '3', '4', 'in.shape[-1]', '0'])})"
+        if k == 9:
+            q, kk, v = (c.choice(s.saved + ["x"]) for _ in range(3))
+            return f"sdpa({q}, {kk}, {v}, heads = {c.choice(['1', '2', '3'])})"
+        if k == 10:
+            a, b = (c.choice(s.saved + ["x"]) for _ in range(2))
+            return f"matmul({a}, {b})"
+        return "flatten(1);  transpose(0, 1);  save tok;  multihead_attention(2);  layernorm()"
 
     def body(self, s: Scope) -> str:
         n = self.c.int(0 if s.depth else 1, 4 if s.depth < 2 else 2)

@@ -1,7 +1,7 @@
 """onnxruntime latency of archspec's ONNX export against torch.onnx.export of the same module and
 against torch eager, in one run.
 
-    .venv/bin/python benchmarks/onnx_runtime.py                      # resnet50, mobilenet_v2, efficientnet_b0; batch 1, 16
+    .venv/bin/python benchmarks/onnx_runtime.py      # resnet50, mobilenet_v2, efficientnet_b0, vit_b_16, convnext_tiny, swin_t
     .venv/bin/python benchmarks/onnx_runtime.py --models resnet18 --batches 1 --rounds 5
 
 CPU section: for each model and batch, the three contenders run in interleaved rounds (ours,
@@ -9,6 +9,8 @@ torch.onnx, eager, ours, ...), each round timing `--iters` calls, so load on the
 three alike; the table shows medians of the per-call latencies and the ratios (target: ours /
 torch.onnx <= 1.0). Each export runs in two sessions made in ABBA order; "A/A" compares our two
 sessions of the same file: ratios closer to 1 than it are noise. Outputs are compared first, so the contenders compute the same thing.
+Session creation (load + onnxruntime's graph optimizations) is timed too, alternating ours and torch.onnx's
+(median of --loads; target: ours <= torch.onnx).
 CUDA section: the CUDA execution provider with IO binding, float32 and float16 (ours) against
 torch.onnx's float32 export, when onnxruntime-gpu and a GPU are present; otherwise it says so.
 """
@@ -32,7 +34,7 @@ import archspec  # noqa: E402
 from archspec_compiler import to_onnx, to_torch  # noqa: E402
 from archspec_compiler.runtime import Session  # noqa: E402
 
-DEFAULT_MODELS = ("resnet50", "mobilenet_v2", "efficientnet_b0")
+DEFAULT_MODELS = ("resnet50", "mobilenet_v2", "efficientnet_b0", "vit_b_16", "convnext_tiny", "swin_t")
 
 
 def torch_export(module: torch.nn.Module, arch, example: torch.Tensor, opset: int) -> tuple[bytes, str]:
@@ -124,6 +126,13 @@ def cpu_section(models, batches, args) -> None:
         # Two sessions of each export, made in the order ours, theirs, theirs, ours: onnxruntime's
         # first session of a process runs ~1% slower than an identical later one (an A/A test shows it),
         # so a fixed order would hand that 1% to whichever export is made second.
+        loads = {"ours": [], "theirs": []}
+        for r in range(args.loads):  # alternate who loads first
+            for key, data in (("ours", ours), ("theirs", theirs))[::1 if r % 2 == 0 else -1]:
+                t0 = time.perf_counter()
+                Session(data, providers="cpu", threads=args.threads)
+                loads[key].append((time.perf_counter() - t0) * 1e3)
+        load = {k: float(np.median(v)) for k, v in loads.items()}
         s_ours = Session(ours, providers="cpu", threads=args.threads)
         s_theirs = Session(theirs, providers="cpu", threads=args.threads)
         s_theirs_b = Session(theirs, providers="cpu", threads=args.threads)
@@ -146,13 +155,14 @@ def cpu_section(models, batches, args) -> None:
                               pool={"ours": ["ours a", "ours b"], "theirs": ["theirs a", "theirs b"]})
             rows.append([name, batch, f"{med['ours']:.2f}", f"{med['theirs']:.2f}", f"{med['eager']:.2f}",
                          f"{med['ours'] / med['theirs']:.3f}", f"{med['ours a'] / med['ours b']:.3f}",
-                         f"{med['eager'] / med['ours']:.2f}x", f"{err_ours:.0e}"])
+                         f"{med['eager'] / med['ours']:.2f}x", f"{err_ours:.0e}", f"{load['ours']:.0f}",
+                         f"{load['theirs']:.0f}", f"{load['ours'] / load['theirs']:.2f}"])
             print(f"  {name} batch {batch}: ours {med['ours']:.2f} ms, torch.onnx {med['theirs']:.2f} ms, "
                   f"eager {med['eager']:.2f} ms", flush=True)
     print_table(f"onnxruntime {ort.__version__} CPU ({os.cpu_count()} cores, threads: "
                 f"{args.threads or 'default'}), torch {torch.__version__}; median ms per call",
                 ["model", "batch", "ours", "torch.onnx", "eager", "ours/torch.onnx", "A/A (noise)", "eager/ours",
-                 "err"], rows)
+                 "err", "load ours", "load torch.onnx", "load ratio"], rows)
     for n in notes:
         print(f"  {n}")
 
@@ -212,6 +222,7 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=5, help="calls per round at small batch (default 5)")
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: onnxruntime's)")
     p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--loads", type=int, default=5, help="session creations timed per export (default 5)")
     p.add_argument("--skip-cpu", action="store_true")
     args = p.parse_args()
     known = set(archspec.list_models())

@@ -29,6 +29,7 @@ from onnx import TensorProto, helper
 import archspec
 from archspec.errors import Diagnostic, Pos, SpecError
 from archspec.ir import Architecture, Node
+from archspec.ops.tensor import shared_values
 from archspec.output import atomic_folder, write_atomic
 
 from .fold import bn_affine, fold, foldable_bn
@@ -56,6 +57,7 @@ class Emitter:
         self.shapes = arch.shapes()
         self.current: Node | None = None  # the IR node being lowered: names and doc strings come from it
         self._names: set[str] = set()
+        self.shared = shared_values(arch.nodes)  # values with a batch axis of 1 (learnable tensors)
 
     # -- values and initializers
     def input(self, node: Node, i: int = 0) -> str:
@@ -126,10 +128,27 @@ def _conv(g: Emitter, n: Node, out: str) -> None:
 
 @lowering("linear")
 def _linear(g: Emitter, n: Node, out: str) -> None:
+    if "zero_bias" in n.attrs:  # the initializer holds the bias as forward uses it
+        start, end = n.attrs["zero_bias"]
+        bias = np.array(g.weights[f"{n.name}.bias"])  # a copy: the caller's arrays stay as they are
+        bias[start:end] = 0
+        g.weights[f"{n.name}.bias"] = bias
+    if len(g.shapes[n.inputs[0]]) > 1:  # tokens, channels-last maps: MatMul on the last axis (+ Add)
+        matmul_t(g, g.input(n), f"{n.name}.weight", f"{n.name}.bias" if n.attrs["bias"] else None, out)
+        return
     inputs = [g.input(n), g.weight(f"{n.name}.weight")]
     if n.attrs["bias"]:
         inputs.append(g.weight(f"{n.name}.bias"))
     g.emit("Gemm", inputs, out, transB=1)
+
+
+def matmul_t(g: Emitter, x: str, weight: str, bias: str | None, out: str | None = None) -> str:
+    """x @ W.T (+ b) on the last axis. The initializer named by the state_dict key holds W transposed, [in, out],
+    as torch.onnx.export stores it, so that onnxruntime pre-packs it for MatMul with no Transpose to fold."""
+    w = g.weight(weight, np.asarray(g.weights[weight]).T)
+    if bias is None:
+        return g.emit("MatMul", [x, w], out)
+    return g.emit("Add", [g.emit("MatMul", [x, w]), g.weight(bias)], out)
 
 
 @lowering("bn")
@@ -244,11 +263,6 @@ def _gap(g: Emitter, n: Node, out: str) -> None:
     g.emit("GlobalAveragePool", [g.input(n)], out)
 
 
-@lowering("flatten")
-def _flatten(g: Emitter, n: Node, out: str) -> None:
-    g.emit("Flatten", [g.input(n)], out, axis=1)
-
-
 @lowering("identity", "dropout", "stochastic_depth")
 def _identity(g: Emitter, n: Node, out: str) -> None:
     g.emit("Identity", [g.input(n)], out)  # inference: dropout and stochastic depth pass through
@@ -315,7 +329,207 @@ def _merge(g: Emitter, n: Node, out: str) -> None:
 
 @lowering("cat")
 def _cat(g: Emitter, n: Node, out: str) -> None:
-    g.emit("Concat", [g.values[i] for i in n.inputs], out, axis=n.attrs["dim"] + 1)
+    names = [g.values[i] for i in n.inputs]
+    shared = [i in g.shared for i in n.inputs]
+    if any(shared) and not all(shared):  # a learnable tensor (batch 1) joins per-sample ones: expand it
+        batch = g.emit("Shape", [names[shared.index(False)]], start=0, end=1) if g.opset >= 15 else \
+            slice_axis(g, g.emit("Shape", [names[shared.index(False)]]), -1, 0, 1)
+        names = [g.emit("Expand", [x, g.emit("Concat", [batch, g.const(f"sample{k}", g.shapes[i], np.int64)],
+                                                       axis=0)]) if s else x
+                 for k, (x, i, s) in enumerate(zip(names, n.inputs, shared))]
+    g.emit("Concat", names, out, axis=n.attrs["dim"] + 1)
+
+
+# ---------------------------------------------------------------- tensor ops and attention (issue 13)
+# Shapes exclude the batch axis: axes are +1 here, and every Reshape copies the batch with a 0 (it stays dynamic).
+
+def reshape(g: Emitter, x: str, shape, out: str | None = None) -> str:
+    return g.emit("Reshape", [x, g.const(f"shape{len(g.nodes)}", [0, *shape], np.int64)], out)
+
+
+@lowering("reshape", "unflatten")
+def _reshape(g: Emitter, n: Node, out: str) -> None:
+    reshape(g, g.input(n), n.shape, out)
+
+
+@lowering("permute", "transpose")
+def _transpose(g: Emitter, n: Node, out: str) -> None:
+    g.emit("Transpose", [g.input(n)], out, perm=[0] + [d + 1 for d in n.attrs["dims"]])
+
+
+@lowering("select")
+def _select(g: Emitter, n: Node, out: str) -> None:
+    g.emit("Gather", [g.input(n), g.const("index", n.attrs["index"], np.int64)], out, axis=n.attrs["dim"] + 1)
+
+
+def slice_axis(g: Emitter, x: str, dim: int, start: int, end: int, step: int = 1, out: str | None = None) -> str:
+    """x[..., start:end:step] on sample axis dim."""
+    k = len(g.nodes)
+    consts = [g.const(f"{what}{k}", [v], np.int64) for what, v in
+              (("starts", start), ("ends", end), ("axes", dim + 1), ("steps", step))]
+    return g.emit("Slice", [x, *consts], out)
+
+
+@lowering("slice")
+def _slice(g: Emitter, n: Node, out: str) -> None:
+    a = n.attrs
+    slice_axis(g, g.input(n), a["dim"], a["start"], a["end"], a["step"], out)
+
+
+@lowering("roll")
+def _roll(g: Emitter, n: Node, out: str) -> None:
+    x, shape = g.input(n), g.shapes[n.inputs[0]]
+    moves = [(s, d) for s, d in zip(n.attrs["shifts"], n.attrs["dims"]) if s]
+    if not moves:
+        g.emit("Identity", [x], out)
+    for i, (s, d) in enumerate(moves):  # the last s positions move to the front: two slices, one Concat
+        size = shape[d]
+        tail, head = slice_axis(g, x, d, size - s, size), slice_axis(g, x, d, 0, size - s)
+        x = g.emit("Concat", [tail, head], out if i == len(moves) - 1 else None, axis=d + 1)
+
+
+@lowering("pad")
+def _pad(g: Emitter, n: Node, out: str) -> None:
+    a = n.attrs
+    g.emit("Pad", [g.input(n), g.const("pads", [0, *a["before"], 0, *a["after"]], np.int64),
+                   g.const("value", a["value"])], out, mode="constant")
+
+
+@lowering("flatten")
+def _flatten(g: Emitter, n: Node, out: str) -> None:
+    if n.attrs:  # a range of axes
+        reshape(g, g.input(n), n.shape, out)
+    else:
+        g.emit("Flatten", [g.input(n)], out, axis=1)
+
+
+def layer_norm(g: Emitter, x: str, n: Node, out: str | None) -> str:
+    """Layer norm over the last axis: LayerNormalization from opset 17, else its decomposition."""
+    a, c = n.attrs, n.attrs["features"]
+    scale = g.weight(f"{n.name}.weight") if a["affine"] else g.const("ones", np.ones(c))
+    bias = g.weight(f"{n.name}.bias") if a["affine"] else g.const("zeros", np.zeros(c))
+    if g.opset >= 17:
+        return g.emit("LayerNormalization", [x, scale, bias], out, axis=-1, epsilon=float(a["eps"]))
+    d = g.emit("Sub", [x, g.emit("ReduceMean", [x], axes=[-1])])
+    var = g.emit("ReduceMean", [g.emit("Mul", [d, d])], axes=[-1])
+    y = g.emit("Div", [d, g.emit("Sqrt", [g.emit("Add", [var, g.const("eps", a["eps"])])])])
+    return g.emit("Add", [g.emit("Mul", [y, scale]), bias], out)
+
+
+@lowering("layernorm")
+def _layernorm(g: Emitter, n: Node, out: str) -> None:
+    rank = len(g.shapes[n.inputs[0]]) + 1
+    if n.attrs["dim"] == -1:
+        layer_norm(g, g.input(n), n, out)
+        return
+    # over the channels of [N, C, ...]: channels last, normalize, back (as torchvision's LayerNorm2d)
+    last = g.emit("Transpose", [g.input(n)], perm=[0, *range(2, rank), 1])
+    y = layer_norm(g, last, n, None)
+    g.emit("Transpose", [y], out, perm=[0, rank - 1, *range(1, rank - 1)])
+
+
+@lowering("groupnorm")
+def _groupnorm(g: Emitter, n: Node, out: str) -> None:
+    a, shape = n.attrs, g.shapes[n.inputs[0]]
+    k = a["groups"]
+    # InstanceNormalization normalizes each [N, G] row of the grouped view; the per-channel affine follows.
+    grouped = reshape(g, g.input(n), [k, -1])
+    y = g.emit("InstanceNormalization", [grouped, g.const("ones", np.ones(k)), g.const("zeros", np.zeros(k))],
+               epsilon=float(a["eps"]))
+    y = reshape(g, y, shape, None if a["affine"] else out)
+    if a["affine"]:
+        per_channel = [a["channels"]] + [1] * (len(shape) - 1)
+        w = g.weight(f"{n.name}.weight", np.asarray(g.weights[f"{n.name}.weight"]).reshape(per_channel))
+        b = g.weight(f"{n.name}.bias", np.asarray(g.weights[f"{n.name}.bias"]).reshape(per_channel))
+        g.emit("Add", [g.emit("Mul", [y, w]), b], out)
+
+
+@lowering("learnable")
+def _learnable(g: Emitter, n: Node, out: str) -> str:
+    """The initializer (named by the label, like the node) is the value: shared by every sample, with a
+    batch axis of 1, stored or added here, which broadcasts. Returns the value's name."""
+    w = g.weight(n.name)
+    return w if n.attrs["batch"] else g.emit("Unsqueeze", [w, g.const("axes", [0], np.int64)])
+
+
+@lowering("buffer")
+def _buffer(g: Emitter, n: Node, out: str) -> str:
+    """An initializer named by the label; integer buffers (indices) keep their type in float16 models too."""
+    if n.name in g.weights:
+        array = np.asarray(g.weights[n.name])
+    else:  # not persistent: not in the state_dict, computed by its rule
+        from archspec.ops.tensor import Buffer
+        values, dtype = Buffer.values(n.attrs)
+        array = np.asarray(values, dtype=dtype).reshape(n.attrs["shape"])
+    if np.issubdtype(array.dtype, np.integer):
+        g.initializers[n.name] = np.ascontiguousarray(array, dtype=np.int64)
+        w = n.name
+    else:
+        w = g.weight(n.name)
+    return g.emit("Unsqueeze", [w, g.const("axes", [0], np.int64)])
+
+
+@lowering("take")
+def _take(g: Emitter, n: Node, out: str) -> None:
+    table, index = (g.values[i] for i in n.inputs)
+    flat = g.emit("Reshape", [index, g.const("flat", [-1], np.int64)])
+    rows = g.emit("Gather", [table, flat], axis=1)
+    reshape(g, rows, n.shape, out)
+
+
+@lowering("matmul")
+def _matmul(g: Emitter, n: Node, out: str) -> None:
+    g.emit("MatMul", [g.values[i] for i in n.inputs], out)
+
+
+def attention(g: Emitter, q: str, k: str, v: str, rank: int, scale: float, bias: str | None = None,
+              out: str | None = None) -> str:
+    """softmax(q kᵀ * scale + bias) v of [..., L, E] tensors of `rank` axes (batch included); the scale
+    multiplies q, the smaller operand."""
+    kt = g.emit("Transpose", [k], perm=[*range(rank - 2), rank - 1, rank - 2])
+    s = g.emit("MatMul", [g.emit("Mul", [q, g.const(f"scale{len(g.nodes)}", scale)]), kt])
+    if bias is not None:
+        s = g.emit("Add", [s, bias])
+    return g.emit("MatMul", [g.emit("Softmax", [s], axis=-1), v], out)
+
+
+@lowering("sdpa")
+def _sdpa(g: Emitter, n: Node, out: str) -> None:
+    a, h = n.attrs, n.attrs["heads"]
+    names = [g.values[i] for i in n.inputs]
+    shapes = [g.shapes[i] for i in n.inputs]
+    if h == 1:
+        attention(g, *names[:3], len(shapes[0]) + 1, a["scale"], names[3] if len(names) == 4 else None, out)
+        return
+    split = []
+    for name, shape in zip(names[:3], shapes):  # [..., L, E] -> [..., h, L, E/h]
+        r = len(shape) + 1
+        y = reshape(g, name, [*shape[:-1], h, shape[-1] // h])
+        split.append(g.emit("Transpose", [y], perm=[*range(r - 2), r - 1, r - 2, r]))
+    y = attention(g, *split, len(shapes[0]) + 2, a["scale"], names[3] if len(names) == 4 else None)
+    r = len(n.shape) + 2
+    y = g.emit("Transpose", [y], perm=[*range(r - 3), r - 2, r - 3, r - 1])
+    reshape(g, y, n.shape, out)
+
+
+@lowering("multihead_attention")
+def _mha(g: Emitter, n: Node, out: str) -> None:
+    a = n.attrs
+    length, d = g.shapes[n.inputs[0]]
+    h = a["heads"]
+    bias = a["bias"]
+    qkv = matmul_t(g, g.input(n), f"{n.name}.in_proj_weight", f"{n.name}.in_proj_bias" if bias else None)
+    # [N, L, 3D] -> [3, N, h, L, D/h]: q, k and v in one Transpose, then one Split
+    qkv = g.emit("Transpose", [reshape(g, qkv, [length, 3, h, d // h])], perm=[2, 0, 3, 1, 4])
+    split = g.const("split", [1, 1, 1], np.int64)
+    parts = [f"{n.name}/{w}" for w in "qkv"]
+    g.nodes.append(helper.make_node("Split", [qkv, split], parts, name=g._unique(f"{n.name}/Split"), axis=0,
+                                    doc_string=f"{n.span}: {n.op}"))
+    axes = g.const("axes0", [0], np.int64)
+    q, k, v = (g.emit("Squeeze", [p, axes]) for p in parts)
+    y = attention(g, q, k, v, 4, (d // h) ** -0.5)
+    y = reshape(g, g.emit("Transpose", [y], perm=[0, 2, 1, 3]), [length, d])
+    matmul_t(g, y, f"{n.name}.out_proj.weight", f"{n.name}.out_proj.bias" if bias else None, out)
 
 
 # batch-norm folding: compiler/fold.py (shared with the torch inference build)
@@ -400,7 +614,7 @@ def to_onnx(arch: Architecture, path: str | Path | None = None, module=None, sta
             g.nodes[-1].doc_string += f" (batch norm {target} folded in)"
             g.values[target] = out
         else:
-            LOWERINGS[node.op](g, node, out)
+            out = LOWERINGS[node.op](g, node, out) or out  # a learnable tensor's value is its initializer
         g.values[node.name] = out
 
     batch = "batch" if dynamic_batch else 1
@@ -494,7 +708,7 @@ def compare_shapes(arch: Architecture, model: onnx.ModelProto) -> tuple[int, lis
     bare.CopyFrom(model)
     for o in bare.graph.output:
         o.type.tensor_type.ClearField("shape")
-    inferred = onnx.shape_inference.infer_shapes(bare)
+    inferred = onnx.shape_inference.infer_shapes(bare, data_prop=True)  # symbolic batch through Shape -> Expand
     shapes = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
         t = vi.type.tensor_type
@@ -505,6 +719,7 @@ def compare_shapes(arch: Architecture, model: onnx.ModelProto) -> tuple[int, lis
     produced = {n.name: n.output[0] for n in inferred.graph.node}
     batch = shapes.get(model.graph.output[0].name, ["batch"])[0] if model.graph.output else "batch"
     compared, diags, wrong = 0, [], set()
+    shared = shared_values(arch.nodes)  # computed from learnable tensors and buffers alone: batch 1
     for node in arch.nodes:
         value = produced.get(node.name)
         if value is None:  # a folded batch norm: it inherits its conv's verdict
@@ -512,7 +727,7 @@ def compare_shapes(arch: Architecture, model: onnx.ModelProto) -> tuple[int, lis
                 wrong.add(node.name)
             continue
         compared += 1
-        want = [batch, *node.shape]
+        want = [1 if node.name in shared else batch, *node.shape]
         got = shapes.get(value)
         if got != want:
             wrong.add(node.name)
@@ -541,3 +756,46 @@ def check(arch: Architecture, model: onnx.ModelProto | str | Path) -> int:
         raise SpecError(f"the exported model fails onnx's checker: {first}",
                         hint="this is a bug in compiler/onnx.py; please report it with the spec") from None
     return compared
+
+
+# ---------------------------------------------------------------- windowed attention's pieces (archspec/ops/window.py)
+
+@lowering("shifted_window_mask")
+def _shifted_window_mask(g: Emitter, n: Node, out: str) -> str:
+    """The mask computed by its rule (it is in no state_dict): an initializer named like the node, shared by
+    every sample with a batch axis of 1."""
+    from archspec.ops.window import ShiftedWindowMask
+    g.initializers[n.name] = np.asarray(ShiftedWindowMask.values(n.attrs), dtype=g.np_dtype).reshape(1, *n.shape)
+    return n.name
+
+
+@lowering("normalize")
+def _normalize(g: Emitter, n: Node, out: str) -> None:
+    x, axis = g.input(n), n.attrs["dim"] + 1
+    half = g.onnx_dtype == TensorProto.FLOAT16
+    if half:  # a sum of squares overflows float16 long before the values do: normalize in float32
+        x = g.emit("Cast", [x], to=TensorProto.FLOAT)
+    if g.opset >= 18:  # axes became an input
+        norm = g.emit("ReduceL2", [x, g.const("axes", [axis], np.int64)], keepdims=1)
+    else:
+        norm = g.emit("ReduceL2", [x], axes=[axis], keepdims=1)
+    eps = g.const("eps", n.attrs["eps"], np.float32 if half else None)
+    y = g.emit("Div", [x, g.emit("Max", [norm, eps])], None if half else out)
+    if half:
+        g.emit("Cast", [y], out, to=TensorProto.FLOAT16)
+
+
+@lowering("clamp")
+def _clamp(g: Emitter, n: Node, out: str) -> None:
+    bounds = [g.const(k, n.attrs[k]) if n.attrs[k] is not None else "" for k in ("min", "max")]
+    g.emit("Clip", [g.input(n), *bounds], out)
+
+
+@lowering("exp")
+def _exp(g: Emitter, n: Node, out: str) -> None:
+    g.emit("Exp", [g.input(n)], out)
+
+
+@lowering("scale")
+def _scale(g: Emitter, n: Node, out: str) -> None:
+    g.emit("Mul", [g.input(n), g.const("factor", n.attrs["factor"])], out)

@@ -1,7 +1,8 @@
 """The module tree of a compiled model, planned from the IR's node names alone (no torch).
 
 Every proper prefix of a node name is a container (`layer1`, `layer1.0`, `layer1.0.downsample`); its
-children are registered in the order their first node appears, so `state_dict` order is IR order.
+children are registered in the order their first node appears, so `state_dict` order is IR order, but
+where a scope's `order` statement (Architecture.orders) lists its children in another order.
 A container whose nodes can run as one unit (no outside path leaves it and comes back) is *callable*:
 its parent calls it with the values it reads and gets back the values it passes on, so a forward hook
 on it fires with its output. A callable container whose children form a straight chain, one value in
@@ -91,6 +92,9 @@ def plan(arch: Architecture, functions: set[str], parameters: set[str] = frozens
                 containers[parent].children.append(name)
     if errors:
         raise SpecError(errors)
+    for path, names in arch.orders.items():  # `order` statements: registration order, not data flow
+        if path in containers:
+            _reorder(containers[path], names)
 
     sub = _subset(arch, nodes)
     readers = consumers(sub)
@@ -120,6 +124,14 @@ def plan(arch: Architecture, functions: set[str], parameters: set[str] = frozens
         if c.kind == "block" and _is_chain(c, containers, nodes, functions | parameters):
             c.kind = "sequential"
     return Plan(containers, nodes, outs)
+
+
+def _reorder(c: Container, names: tuple[str, ...]) -> None:
+    """The children an `order` statement names take the places they held, in the statement's order."""
+    slots = [i for i, ch in enumerate(c.children) if c.rel(ch) in names]
+    by_name = {c.rel(ch): ch for ch in c.children}
+    for i, name in zip(slots, [n for n in names if n in by_name]):
+        c.children[i] = by_name[name]
 
 
 def _ancestors(arch: Architecture, outs: list[str]) -> set[str]:

@@ -34,12 +34,18 @@ def _sequential(*children: tuple[str, nn.Module]) -> nn.Sequential:
 
 
 class Container(nn.Module):
-    """Holds modules that its parent's forward calls one by one (they run interleaved with others)."""
+    """Holds modules that its parent's forward calls one by one (they run interleaved with others), and
+    tensors it reads: (name, parameter), (name, buffer) or (name, buffer, False) for one not stored."""
 
-    def __init__(self, *children: tuple[str, nn.Module]) -> None:
+    def __init__(self, *children: tuple) -> None:
         super().__init__()
-        for name, module in children:
-            self.add_module(name, module)
+        for name, value, *persistent in children:
+            if isinstance(value, nn.Parameter):
+                self.register_parameter(name, value)
+            elif isinstance(value, torch.Tensor):
+                self.register_buffer(name, value, persistent=all(persistent))
+            else:
+                self.add_module(name, value)
 '''
 
 
@@ -135,6 +141,7 @@ def _forward_lines(p: Plan, c: Container, kinds: dict[str, str], taps: dict[str,
                    ) -> tuple[list[str], list[str]]:
     """(argument names, body lines) of container `c`'s forward: one line per layer or block call."""
     steps = []  # (values read, values written, expression)
+    shared = backend.shared_values(p.nodes.values())
     for item in c.items:
         rel = c.rel(item).split(".")
         if item in p.containers:
@@ -144,9 +151,10 @@ def _forward_lines(p: Plan, c: Container, kinds: dict[str, str], taps: dict[str,
         node = p.nodes[item]
         kind = kinds[item]
         if kind == "function":
-            expr = (lambda args, node=node: backend.MERGES[node.op].source(args, node.attrs))
-        elif kind == "parameter":
-            expr = (lambda args, rel=rel: _path(rel))
+            expr = (lambda args, node=node: backend.MERGES[node.op].source(_expand_shared(node, args, shared),
+                                                                            node.attrs))
+        elif kind in ("parameter", "buffer"):  # with a batch axis of 1, as in to_torch
+            expr = (lambda args, rel=rel, node=node: _path(rel) + ("" if node.attrs.get("batch") else ".unsqueeze(0)"))
         else:
             expr = (lambda args, rel=rel: f"{_path(rel)}({', '.join(args)})")
         steps.append((list(node.inputs), [item], expr))
@@ -188,6 +196,15 @@ def _forward_lines(p: Plan, c: Container, kinds: dict[str, str], taps: dict[str,
     return args, lines
 
 
+def _expand_shared(node, args: list[str], shared: set[str]) -> list[str]:
+    """A cat of values shared by the batch (batch axis of 1) and per-sample ones: expand the shared ones."""
+    if node.op != "cat" or not shared & set(node.inputs) or set(node.inputs) <= shared:
+        return args
+    batch = next(a for a, n in zip(args, node.inputs) if n not in shared)
+    return [f"{a}.expand({batch}.shape[0], {', '.join(['-1'] * len(node.shape))})" if n in shared else a
+            for a, n in zip(args, node.inputs)]
+
+
 class _Tree:
     """The emitted classes and constructor expressions for a plan."""
 
@@ -202,6 +219,13 @@ class _Tree:
     def uses(self, head: str) -> bool:
         return head in self.heads
 
+    def how(self, child: str) -> str:
+        """How `child` is registered on its container (see _set)."""
+        kind = self.kinds.get(child, "module")
+        if kind == "buffer" and not self.p.nodes[child].attrs.get("persistent", True):
+            return "transient"
+        return kind
+
     def children(self, c: Container) -> list[str]:
         return [ch for ch in c.children if self.kinds.get(ch) != "function"]
 
@@ -209,8 +233,8 @@ class _Tree:
         """The class of a callable block (shared by blocks with the same children and forward)."""
         args, body = _forward_lines(self.p, c, self.kinds)
         kids = tuple(c.rel(ch) for ch in self.children(c))
-        is_param = tuple(self.kinds.get(ch) == "parameter" for ch in self.children(c))
-        key = (tuple(args), tuple(body), kids, is_param)
+        hows = tuple(self.how(ch) for ch in self.children(c))
+        key = (tuple(args), tuple(body), kids, hows)
         if key not in self.classes:
             base = backend._camel(c.block or "block")
             name, k = base, 2
@@ -226,8 +250,8 @@ class _Tree:
             lines.append(f"    def __init__(self, {', '.join(params)}) -> None:" if params else
                          "    def __init__(self) -> None:")
             lines.append("        super().__init__()")
-            for kid, param, flag in zip(kids, params, is_param):
-                lines.append(f"        {_set(kid, param, flag)}")
+            for kid, param, how in zip(kids, params, hows):
+                lines.append(f"        {_set(kid, param, how)}")
             sig = ", ".join(f"{a}: torch.Tensor" for a in args)
             lines.append("")
             lines.append(f"    def forward(self, {sig}):")
@@ -248,7 +272,8 @@ class _Tree:
         elif c.kind in ("sequential", "passive"):
             head = "_sequential(" if c.kind == "sequential" else "Container("
             items = [[f"({n!r}, " + self.expr(ch, inner)[0]] + self.expr(ch, inner)[1:] for n, ch in zip(names, kids)]
-            items = [lines[:-1] + [lines[-1] + ")"] for lines in items]
+            items = [lines[:-1] + [lines[-1] + (", False)" if self.how(ch) == "transient" else ")")]
+                     for lines, ch in zip(items, kids)]
         else:
             head, items = f"{self.klass(c)}(", [self.expr(ch, inner) for ch in kids]
         self.heads.add(head)
@@ -277,11 +302,14 @@ def _params(kids: tuple[str, ...]) -> list[str]:
     return out
 
 
-def _set(name: str, value: str, parameter: bool = False) -> str:
-    """Register a child module (or a parameter) under `name` on self."""
+def _set(name: str, value: str, how: str = "module") -> str:
+    """Register a child under `name` on self: how is "module", "parameter", "buffer" or "transient" (a
+    buffer left out of the state_dict); a plain tensor attribute would not be a buffer."""
+    if how in ("buffer", "transient"):
+        return f"self.register_buffer({name!r}, {value}{', persistent=False' if how == 'transient' else ''})"
     if _attr_ok(name):
         return f"self.{name} = {value}"
-    return f"self.{'register_parameter' if parameter else 'add_module'}({name!r}, {value})"
+    return f"self.{'register_parameter' if how == 'parameter' else 'add_module'}({name!r}, {value})"
 
 
 def emit_python(arch: Architecture, inplace: bool = True, command: str | None = None,
@@ -312,7 +340,7 @@ def emit_python(arch: Architecture, inplace: bool = True, command: str | None = 
         where = "" if child in p.containers else \
             f"  # {_comment(Path(p.nodes[child].span.file).name)}:{p.nodes[child].span.line}"
         value = lines[0] if len(lines) == 1 else "\n".join(lines)
-        init.append(f"        {_set(name, value, kinds.get(child) == 'parameter')}" + (where if len(lines) == 1 else ""))
+        init.append(f"        {_set(name, value, tree.how(child))}" + (where if len(lines) == 1 else ""))
     args, body = _forward_lines(p, root, kinds, taps)
 
     out: list[str] = []

@@ -12,7 +12,9 @@ in the order the nodes appear, so `state_dict()` keys and order match a hand-wri
 is planned from the names alone (compiler/plan.py): a scope that runs as a unit is a module with its
 own forward (`Block`, an fx.GraphModule: straight-line code generated from an fx.Graph), so hooks on
 it fire; a chain is an nn.Sequential; the rest are leaves. Ops in MERGES are functions, not modules;
-a lowering may return a learnable tensor (`ModuleSpec("Parameter", ...)`) owned by its container.
+`learnable` and `buffer` (archspec.ops.tensor.SOURCES) are an nn.Parameter / a buffer (stored or not)
+of their container at their label, with a batch axis of 1 that the forward unsqueezes (expanded where
+a cat joins them to per-sample values). An `order` statement sets a container's registration order.
 
 One table, `LOWERINGS`, maps every op of `archspec.ops.REGISTRY` to a builder that returns a
 `ModuleSpec` (class + constructor arguments); the same spec builds the module here and writes the
@@ -35,6 +37,7 @@ from torch import nn
 
 from archspec.errors import Diagnostic, Pos, SpecError
 from archspec.ir import Architecture, Node, Span
+from archspec.ops.tensor import SOURCES, shared_values
 
 from .plan import ROOT, Plan, plan
 
@@ -67,7 +70,114 @@ class StochasticDepth(nn.Module):
         return f"p={self.p}, mode={self.mode!r}"
 
 
-CUSTOM_MODULES: dict[str, type[nn.Module]] = {"StochasticDepth": StochasticDepth}
+# ---- tensor ops (issue 13): layout modules hold no state; shapes exclude the batch axis, hence the +1s.
+
+class Reshape(nn.Module):
+    """x.reshape(batch, *shape)."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class Permute(nn.Module):
+    """x.permute(0, *dims) (torchvision's ops.misc.Permute names the batch axis too)."""
+
+    def __init__(self, dims: list[int]) -> None:
+        super().__init__()
+        self.dims = [0] + [d + 1 for d in dims]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.permute(x, self.dims)
+
+
+class Select(nn.Module):
+    """x.select(dim, index) on a sample axis: the class token x[:, 0]."""
+
+    def __init__(self, dim: int, index: int) -> None:
+        super().__init__()
+        self.dim, self.index = dim + 1, index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.select(self.dim, self.index)
+
+
+class Slice(nn.Module):
+    """x[..., start:end:step] on a sample axis."""
+
+    def __init__(self, dim: int, start: int, end: int, step: int = 1) -> None:
+        super().__init__()
+        self.dim, self.start, self.end, self.step = dim + 1, start, end, step
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[(slice(None),) * self.dim + (slice(self.start, self.end, self.step),)]
+
+
+class Roll(nn.Module):
+    """torch.roll on sample axes (Swin's cyclic shift)."""
+
+    def __init__(self, shifts: list[int], dims: list[int]) -> None:
+        super().__init__()
+        self.shifts, self.dims = tuple(shifts), tuple(d + 1 for d in dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.roll(x, self.shifts, self.dims)
+
+
+class Pad(nn.Module):
+    """F.pad with constant value; pads in PyTorch's order (last axis first)."""
+
+    def __init__(self, pads: list[int], value: float = 0.0) -> None:
+        super().__init__()
+        self.pads, self.value = tuple(pads), value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.pad(x, self.pads, value=self.value)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over the channels of [N, C, H, W] (torchvision's convnext.LayerNorm2d)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        last = x.ndim - 1  # explicit axes: torch.onnx.export writes movedim's -1 into an invalid Transpose
+        x = nn.functional.layer_norm(x.permute(0, *range(2, x.ndim), 1), self.normalized_shape, self.weight,
+                                     self.bias, self.eps)
+        return x.permute(0, last, *range(1, last))
+
+
+class SelfAttention(nn.MultiheadAttention):
+    """nn.MultiheadAttention on batch-first tokens, attending to themselves; returns the output only."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__(dim, heads, dropout=dropout, bias=bias, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x, x, x, need_weights=False)[0]
+
+
+def learnable(shape: list[int], init: str = "zeros", value: float = 0.0, std: float = 0.02) -> nn.Parameter:
+    """A learned tensor: zeros, a constant, or normal / truncated normal (at +-2 std) values."""
+    data = torch.empty(shape)
+    if init == "normal":
+        nn.init.normal_(data, std=std)
+    elif init == "trunc_normal":
+        nn.init.trunc_normal_(data, std=std)
+    else:
+        nn.init.constant_(data, value if init == "constant" else 0.0)
+    return nn.Parameter(data)
+
+
+def buffer(values: list, dtype: str, shape: list[int]) -> torch.Tensor:
+    """A persistent buffer computed by a rule (archspec.ops.tensor.RULES): its values, row-major."""
+    return torch.tensor(values, dtype=getattr(torch, dtype)).reshape(shape)
+
+
+CUSTOM_MODULES: dict[str, Callable] = {"buffer": buffer, 
+    "StochasticDepth": StochasticDepth, "Reshape": Reshape, "Permute": Permute, "Select": Select, "Slice": Slice,
+    "Roll": Roll, "Pad": Pad, "LayerNorm2d": LayerNorm2d, "SelfAttention": SelfAttention, "learnable": learnable}
 
 
 # ---------------------------------------------------------------- the op table's torch lowering
@@ -82,25 +192,21 @@ class ModuleSpec:
 
     @property
     def is_parameter(self) -> bool:
-        """`ModuleSpec("Parameter", (shape,), {"std": s})`: a learnable tensor (zeros, or normal with std s)
-        that the enclosing container owns at the node's name (ViT's class_token), not a module."""
-        return self.cls == "Parameter"
+        """A learnable tensor (`learnable`: an nn.Parameter) that the enclosing container owns at the node's
+        name (ViT's class_token), not a module."""
+        return self.cls == "learnable"
 
-    def build(self) -> nn.Module | nn.Parameter:
-        if self.is_parameter:
-            data = torch.zeros(*self.args[0])
-            if self.kwargs.get("std"):
-                nn.init.normal_(data, std=self.kwargs["std"])
-            return nn.Parameter(data)
+    @property
+    def is_buffer(self) -> bool:
+        """A tensor computed by a rule (`buffer`), registered as a buffer of the enclosing container."""
+        return self.cls == "buffer"
+
+    def build(self) -> nn.Module | torch.Tensor:
         ctor = CUSTOM_MODULES.get(self.cls) or getattr(nn, self.cls)
         return ctor(*self.args, **self.kwargs)
 
     def source(self) -> str:
         """The constructor call as Python source (nn.X for torch's modules)."""
-        if self.is_parameter:
-            std = self.kwargs.get("std")
-            zeros = f"torch.zeros({', '.join(str(int(d)) for d in self.args[0])})"
-            return f"nn.Parameter(nn.init.normal_({zeros}, std={float(std)!r}))" if std else f"nn.Parameter({zeros})"
         prefix = "" if self.cls in CUSTOM_MODULES else "nn."
         parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
         return f"{prefix}{self.cls}({', '.join(parts)})"
@@ -150,6 +256,8 @@ def _conv(a, shape):
 
 @lowering("linear")
 def _linear(a, shape):
+    if "zero_bias" in a:
+        return ModuleSpec("LinearZeroBias", (a["in"], a["out"], *a["zero_bias"]))
     return ModuleSpec("Linear", (a["in"], a["out"]), {} if a["bias"] else {"bias": False})
 
 
@@ -205,7 +313,93 @@ def _gap(a, shape):
 
 @lowering("flatten")
 def _flatten(a, shape):
-    return ModuleSpec("Flatten", (1,))
+    if not a:
+        return ModuleSpec("Flatten", (1,))
+    return ModuleSpec("Flatten", (a["start"] + 1, a["end"] + 1))
+
+
+@lowering("reshape")
+def _reshape(a, shape):
+    return ModuleSpec("Reshape", (tuple(a["shape"]),))
+
+
+@lowering("unflatten")
+def _unflatten(a, shape):
+    return ModuleSpec("Unflatten", (a["dim"] + 1, tuple(a["sizes"])))
+
+
+@lowering("permute", "transpose")
+def _permute(a, shape):
+    return ModuleSpec("Permute", (a["dims"],))
+
+
+@lowering("select")
+def _select(a, shape):
+    return ModuleSpec("Select", (a["dim"], a["index"]))
+
+
+@lowering("slice")
+def _slice(a, shape):
+    return ModuleSpec("Slice", (a["dim"], a["start"], a["end"]) + ((a["step"],) if a["step"] != 1 else ()))
+
+
+@lowering("roll")
+def _roll(a, shape):
+    return ModuleSpec("Roll", (a["shifts"], a["dims"]))
+
+
+@lowering("pad")
+def _pad(a, shape):
+    pads = [p for b, e in zip(reversed(a["before"]), reversed(a["after"])) for p in (b, e)]
+    while len(pads) > 2 and pads[-2:] == [0, 0]:  # torch's short form: leading axes without padding are left out
+        pads = pads[:-2]
+    return ModuleSpec("Pad", (pads,), {"value": a["value"]} if a["value"] else {})
+
+
+@lowering("layernorm")
+def _layernorm(a, shape):
+    kw = {"eps": a["eps"]} if a["eps"] != 1e-5 else {}
+    if not a["affine"]:
+        kw["elementwise_affine"] = False
+    return ModuleSpec("LayerNorm2d" if a["dim"] == 0 else "LayerNorm", (a["features"],), kw)
+
+
+@lowering("groupnorm")
+def _groupnorm(a, shape):
+    kw = {"eps": a["eps"]} if a["eps"] != 1e-5 else {}
+    if not a["affine"]:
+        kw["affine"] = False
+    return ModuleSpec("GroupNorm", (a["groups"], a["channels"]), kw)
+
+
+@lowering("multihead_attention")
+def _mha(a, shape):
+    kw = {"dropout": a["dropout"]} if a["dropout"] else {}
+    if not a["bias"]:
+        kw["bias"] = False
+    return ModuleSpec("SelfAttention", (a["dim"], a["heads"]), kw)
+
+
+@lowering("learnable")
+def _learnable(a, shape):
+    """Not a module: the nn.Parameter registered at the label's path (see assemble)."""
+    kw = {"init": a["init"]} if a["init"] != "zeros" else {}
+    if a["init"] == "constant":
+        kw["value"] = a["value"]
+    if a["init"] in ("normal", "trunc_normal"):
+        kw["std"] = a["std"]
+    return ModuleSpec("learnable", (_stored(a),), kw)
+
+
+@lowering("buffer")
+def _buffer(a, shape):
+    from archspec.ops.tensor import Buffer
+    values, dtype = Buffer.values(a)
+    return ModuleSpec("buffer", (values, dtype, list(a["shape"])))
+
+
+def _stored(a) -> list[int]:
+    return [1, *a["shape"]] if a["batch"] else list(a["shape"])
 
 
 @lowering("dropout")
@@ -257,8 +451,52 @@ class Merge:
         return out
 
 
-MERGES: dict[str, Merge] = {"add": Merge(torch.add, "torch.add"), "mul": Merge(torch.mul, "torch.mul"),
-                            "cat": Merge(torch.cat, "torch.cat")}
+class MatMul(Merge):
+    """matmul(a, b): torch.matmul, which broadcasts the leading axes."""
+
+    def fx(self, graph, args, attrs):
+        return graph.call_function(torch.matmul, tuple(args))
+
+    def source(self, args, attrs):
+        return f"torch.matmul({args[0]}, {args[1]})"
+
+
+class Attention(Merge):
+    """sdpa(q, k, v[, bias]): F.scaled_dot_product_attention, with heads split off the width and joined back."""
+
+    def fx(self, graph, args, attrs):
+        h = attrs["heads"]
+        q, k, v = (graph.call_method("transpose", (graph.call_method("unflatten", (t, -1, (h, -1))), -3, -2))
+                   if h > 1 else t for t in args[:3])
+        kw = {"scale": attrs["scale"]}
+        if len(args) == 4:
+            kw["attn_mask"] = args[3]
+        y = graph.call_function(nn.functional.scaled_dot_product_attention, (q, k, v), kw)
+        return graph.call_method("flatten", (graph.call_method("transpose", (y, -3, -2)), -2)) if h > 1 else y
+
+    def source(self, args, attrs):
+        h = attrs["heads"]
+        q, k, v = (f"{t}.unflatten(-1, ({h}, -1)).transpose(-3, -2)" if h > 1 else t for t in args[:3])
+        mask = f", attn_mask={args[3]}" if len(args) == 4 else ""
+        y = f"nn.functional.scaled_dot_product_attention({q}, {k}, {v}{mask}, scale={attrs['scale']!r})"
+        return f"{y}.transpose(-3, -2).flatten(-2)" if h > 1 else y
+
+
+class Take(Merge):
+    """take(table, index): table[index] on the sample's first axis; the index (a buffer) has a batch axis of 1."""
+
+    def fx(self, graph, args, attrs):
+        flat = graph.call_method("flatten", (args[1],))
+        rows = graph.call_function(torch.index_select, (args[0], 1, flat))
+        return graph.call_method("unflatten", (rows, 1, tuple(attrs["index"])))
+
+    def source(self, args, attrs):
+        return f"torch.index_select({args[0]}, 1, {args[1]}.flatten()).unflatten(1, {tuple(attrs['index'])!r})"
+
+
+MERGES: dict[str, Merge] = {"take": Take(torch.index_select, "torch.index_select"), "add": Merge(torch.add, "torch.add"), "mul": Merge(torch.mul, "torch.mul"),
+                            "cat": Merge(torch.cat, "torch.cat"), "matmul": MatMul(torch.matmul, "torch.matmul"),
+                            "sdpa": Attention(nn.functional.scaled_dot_product_attention, "sdpa")}
 
 
 def lower_module(op: str, attrs: dict, input_shape: tuple) -> ModuleSpec:
@@ -308,6 +546,11 @@ def init_trunc_normal_001(m: nn.Module) -> None:
     _zero_bias(m)
 
 
+def init_trunc_normal_002(m: nn.Module) -> None:
+    nn.init.trunc_normal_(m.weight, std=0.02)
+    _zero_bias(m)
+
+
 def init_uniform_fan_out(m: nn.Module) -> None:
     bound = 1.0 / math.sqrt(m.weight.shape[0])  # out_features (out_channels for a conv)
     nn.init.uniform_(m.weight, -bound, bound)
@@ -334,6 +577,7 @@ INIT: dict[str, Callable[[nn.Module], None] | None] = {
     "uniform_fan_out": init_uniform_fan_out,
     "ones_zeros": init_ones_zeros,
     "trunc_normal_0.01": init_trunc_normal_001,
+    "trunc_normal_0.02": init_trunc_normal_002,
     "default_zero_bias": init_default_zero_bias,
 }
 
@@ -348,12 +592,9 @@ def apply_init(arch: Architecture, module: nn.Module) -> None:
         return
     for node in arch.nodes:
         fn = init_scheme(arch, node.op)
-        if fn is None or node.op in MERGES:
+        if fn is None or node.op in MERGES or node.op in SOURCES:  # sources: tensors of their container
             continue
-        try:
-            m = module.get_submodule(node.name)
-        except AttributeError:  # a parameter owned by its container, not a module
-            continue
+        m = module.get_submodule(node.name)
         if getattr(m, "weight", None) is not None:  # a bn without affine has nothing to initialise
             fn(m)
 
@@ -431,6 +672,13 @@ class Container(nn.Module):
                            "parent; call the parent, or one of its children")
 
 
+class BufferTracer(fx.Tracer):
+    """fx's tracer, with buffers as graph values: ops on buffers alone (Swin's relative_position_index)
+    stay in the graph instead of running once into a constant."""
+
+    proxy_buffer_attributes = True
+
+
 class Block(fx.GraphModule):
     """A block or the model: an fx.GraphModule (straight-line generated forward) whose children keep the
     IR's registration order and types through deepcopy and pickling (GraphModule alone re-registers
@@ -438,21 +686,26 @@ class Block(fx.GraphModule):
 
     __str__ = nn.Module.__repr__  # print(model) shows the tree, as torchvision's does
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._tracer_cls = BufferTracer  # unpickling re-traces the code with it
+
+
     def __deepcopy__(self, memo):
         res = super().__deepcopy__(memo)
-        _restore_children(res, {attr: {k: copy.deepcopy(v, memo) for k, v in getattr(self, attr).items()}
-                                for attr in _CHILD_DICTS})
+        _restore_children(res, {attr: copy.deepcopy(getattr(self, attr), memo) for attr in _CHILD_DICTS})
         return res
 
     def __reduce__(self):
         fn, args = super().__reduce__()
-        return (_unpickle_block, (fn, args, {attr: dict(getattr(self, attr)) for attr in _CHILD_DICTS}))
+        return (_unpickle_block, (fn, args, {attr: copy.copy(getattr(self, attr)) for attr in _CHILD_DICTS}))
 
 
-_CHILD_DICTS = ("_parameters", "_buffers", "_modules")
+# which buffers are left out of the state_dict is a set beside them
+_CHILD_DICTS = ("_parameters", "_buffers", "_modules", "_non_persistent_buffers_set")
 
 
-def _restore_children(module: nn.Module, children: dict[str, dict]) -> None:
+def _restore_children(module: nn.Module, children: dict[str, dict | set]) -> None:
     for attr, values in children.items():
         getattr(module, attr).clear()
         getattr(module, attr).update(values)
@@ -476,15 +729,16 @@ _RESERVED = frozenset(dir(fx.GraphModule))
 
 
 def node_kinds(arch: Architecture, specs: dict[str, ModuleSpec]) -> dict[str, str]:
-    """node name -> "function" (a MERGES entry), "parameter" (a learnable tensor) or "module"."""
-    return {n.name: "function" if n.op in MERGES else "parameter" if specs[n.name].is_parameter else "module"
-            for n in arch.nodes}
+    """node name -> "function" (a MERGES entry), "parameter" (a learnable tensor), "buffer" (a tensor
+    computed by a rule) or "module"."""
+    return {n.name: "function" if n.op in MERGES else "parameter" if specs[n.name].is_parameter
+            else "buffer" if specs[n.name].is_buffer else "module" for n in arch.nodes}
 
 
 def make_plan(arch: Architecture, kinds: dict[str, str], outputs: list[str] | None = None,
               flat: bool = False) -> Plan:
     return plan(arch, {k for k, v in kinds.items() if v == "function"},
-                {k for k, v in kinds.items() if v == "parameter"}, outputs, flat)
+                {k for k, v in kinds.items() if v in ("parameter", "buffer")}, outputs, flat)
 
 
 def build_graph(arch: Architecture, p: Plan | None = None, path: str = ROOT, kinds: dict[str, str] | None = None,
@@ -496,7 +750,7 @@ def build_graph(arch: Architecture, p: Plan | None = None, path: str = ROOT, kin
     taps (the root only): return {tap name: value} instead of the outputs. elide: layers skipped (their
     value is their input's: batch norms folded away). adds: adds written into their first input."""
     if kinds is None:
-        kinds = {n.name: "function" if n.op in MERGES else "module" for n in arch.nodes}
+        kinds = node_kinds(arch, dict((n.name, spec) for n, spec in module_specs(arch)))
     p = p or make_plan(arch, kinds, flat=True)
     c = p.containers[path]
     graph = fx.Graph()
@@ -504,6 +758,7 @@ def build_graph(arch: Architecture, p: Plan | None = None, path: str = ROOT, kin
     names = c.inputs if path == ROOT else ["x"] if len(c.inputs) == 1 else [f"x{i}" for i in range(len(c.inputs))]
     for value, name in zip(c.inputs, names):
         env[value] = graph.placeholder(name)
+    shared = shared_values(p.nodes.values())
     for item in c.items:
         if item in p.containers:
             child = p.containers[item]
@@ -524,9 +779,16 @@ def build_graph(arch: Architecture, p: Plan | None = None, path: str = ROOT, kin
         if item in adds:
             env[item] = graph.call_method("add_", tuple(args))
         elif kind == "function":
+            if node.op == "cat" and shared & set(node.inputs) and not set(node.inputs) <= shared:
+                # a value shared by the batch (batch axis of 1) joins per-sample ones: expand it
+                batch = graph.call_method("size", (next(a for a, i in zip(args, node.inputs) if i not in shared), 0))
+                args = [graph.call_method("expand", (a, batch, *[-1] * len(node.shape))) if i in shared else a
+                        for a, i in zip(args, node.inputs)]
             env[item] = MERGES[node.op].fx(graph, args, node.attrs)
-        elif kind == "parameter":
+        elif kind in ("parameter", "buffer"):  # owned by this container; a batch axis of 1 (shared_values)
             env[item] = graph.get_attr(c.rel(item))
+            if not node.attrs.get("batch"):
+                env[item] = graph.call_method("unsqueeze", (env[item], 0))
         else:
             env[item] = graph.call_module(c.rel(item), tuple(args))
         env[item].meta["archspec_node"] = item  # for tools (and tests) that map fx back to the IR
@@ -556,8 +818,10 @@ def assemble(arch: Architecture, p: Plan, leaves: dict[str, nn.Module | nn.Param
                 continue
             name, value = c.rel(child), built[child]
             try:
-                if isinstance(value, nn.Parameter):
+                if isinstance(value, nn.Parameter):  # a learnable tensor: its label is its state_dict key
                     holder.register_parameter(name, value)
+                elif isinstance(value, torch.Tensor):  # a buffer computed by a rule, stored or not
+                    holder.register_buffer(name, value, persistent=p.nodes[child].attrs.get("persistent", True))
                 else:
                     holder.add_module(name, value)
             except KeyError as exc:  # add_module refuses names of nn.Module's own attributes ("train", "forward")
@@ -574,8 +838,7 @@ def assemble(arch: Architecture, p: Plan, leaves: dict[str, nn.Module | nn.Param
             _restore_children(module, {attr: getattr(holder, attr) for attr in _CHILD_DICTS})
         else:
             module = Container()
-            module._parameters.update(holder._parameters)
-            module._modules.update(holder._modules)
+            _restore_children(module, {attr: getattr(holder, attr) for attr in _CHILD_DICTS})
         built[path] = module
     if errors:
         raise SpecError(errors)
@@ -840,3 +1103,86 @@ def _owner(arch: Architecture, key: str) -> Node | None:
         if node.name == path:
             return node
     return None
+
+
+# ---------------------------------------------------------------- windowed attention's pieces (archspec/ops/window.py)
+
+class LinearZeroBias(nn.Linear):
+    """nn.Linear whose bias entries start..end-1 are stored but used as zeros (Swin V2's qkv: no key bias)."""
+
+    def __init__(self, in_features: int, out_features: int, start: int, end: int) -> None:
+        super().__init__(in_features, out_features)
+        self.start, self.end = start, end
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = torch.cat([self.bias[:self.start], self.bias.new_zeros(self.end - self.start), self.bias[self.end:]])
+        return nn.functional.linear(x, self.weight, bias)
+
+
+class Normalize(nn.Module):
+    """F.normalize: x / max(||x||_2, eps) along a sample axis (cosine attention)."""
+
+    def __init__(self, dim: int, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.dim, self.eps = dim + 1, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(x, dim=self.dim, eps=self.eps)
+
+
+class Clamp(nn.Module):
+    """torch.clamp with optional bounds."""
+
+    def __init__(self, min: float | None = None, max: float | None = None) -> None:
+        super().__init__()
+        self.min, self.max = min, max
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(x, self.min, self.max)
+
+
+class Exp(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(x)
+
+
+class Scale(nn.Module):
+    """x * factor, a constant."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
+CUSTOM_MODULES.update({"LinearZeroBias": LinearZeroBias, "Normalize": Normalize, "Clamp": Clamp, "Exp": Exp,
+                       "Scale": Scale})
+
+
+@lowering("shifted_window_mask")
+def _shifted_window_mask(a, shape):
+    """Not a module: a buffer (not stored) registered at the label's path, as `buffer` (see assemble)."""
+    from archspec.ops.window import ShiftedWindowMask
+    return ModuleSpec("buffer", (ShiftedWindowMask.values(a), "float32", list(ShiftedWindowMask.shape(a, []))))
+
+
+@lowering("normalize")
+def _normalize(a, shape):
+    return ModuleSpec("Normalize", (a["dim"],), {"eps": a["eps"]} if a["eps"] != 1e-12 else {})
+
+
+@lowering("clamp")
+def _clamp(a, shape):
+    return ModuleSpec("Clamp", (), {k: v for k, v in a.items() if v is not None})
+
+
+@lowering("exp")
+def _exp(a, shape):
+    return ModuleSpec("Exp")
+
+
+@lowering("scale")
+def _scale(a, shape):
+    return ModuleSpec("Scale", (a["factor"],))

@@ -48,6 +48,22 @@ def _hand(op: str, a: dict, ins: list, out: tuple) -> tuple[int, int, int]:
     if op == "bn":
         c = ins[0][0]
         return (2 * c if a["affine"] else 0), 2 * c + 1, 0  # weight, bias; running mean, var, num_batches_tracked
+    if op in ("layernorm", "groupnorm"):
+        c = ins[0][-1] if op == "layernorm" and a["dim"] == -1 else ins[0][0]
+        return (2 * c if a["affine"] else 0), 0, 0  # a scale and a shift per normalized channel
+    if op == "learnable":
+        return math.prod(a["shape"]), 0, 0
+    if op == "buffer":  # not trained: a buffer
+        return 0, math.prod(a["shape"]), 0
+    if op == "matmul":  # [b, n, k] x [b, k, m]: each of the b*n*m outputs is a k-term dot product
+        (n, k), m = ins[0][-2:], ins[1][-1]
+        return 0, 0, math.prod(out[:-2]) * n * m * k
+    if op == "sdpa":  # per head: L x S scores of E/h terms, then L x Ev/h outputs of S terms
+        (length, e), (s, ev), h = ins[0][-2:], ins[2][-2:], a["heads"]
+        return 0, 0, math.prod(out[:-2]) * h * (length * s * (e // h) + length * (ev // h) * s)
+    if op == "multihead_attention":  # q, k, v projections; scores; weighted sum; output projection
+        length, d = ins[0]
+        return 4 * d * d + 4 * d, 0, 3 * length * d * d + length * length * d + length * length * d + length * d * d
     return 0, 0, 0  # activations, pooling, merges, reshapes: no weights, no multiply-accumulates counted
 
 
@@ -408,3 +424,26 @@ def test_receptive_field_growth_is_capped_and_called_global(tmp_path):
     rf = report.receptive_field
     assert rf.is_global and max(rf.stride) <= 2 ** 62
     assert json.loads(report.to_json())["receptive_field"]["global"] is True
+
+
+# ---------------------------------------------------------------- tokens and channels-last maps (issue 13)
+
+def test_receptive_field_is_exact_through_channels_last_and_global_after_attention(tmp_path):
+    # ConvNeXt's block: 4x4 patchify (stride 4), then a 7x7 depthwise conv; its linears and layer norm run on
+    # [H, W, C] between two permutes, which move no values: the field stays 4 + 6 * 4 = 28, stride 4.
+    convnext = spec(tmp_path, """
+        conv(16, 4, stride = 4);  layernorm(dim = 0)
+        conv(16, 7, pad = 3, groups = 16)
+        permute([1, 2, 0]);  layernorm();  linear(64);  gelu();  linear(16);  permute([2, 0, 1])
+    """, input_shape=(3, 64, 64))
+    assert rf(archspec.analyze(convnext).receptive_field) == ((28, 28), (4, 4), (3 * 4, 3 * 4), False)
+    # A conv on a permuted map would slide over other axes than the image's: no local field is claimed.
+    scrambled = spec(tmp_path, "conv(8, 3, pad = 1);  permute([0, 2, 1]);  conv(8, 3, pad = 1)", input_shape=(3, 16, 16))
+    assert archspec.analyze(scrambled).receptive_field.is_global
+    # Tokens from patches, then self-attention: every token sees the whole image.
+    vit = spec(tmp_path, "conv(32, 8, stride = 8);  flatten(1);  transpose(0, 1);  multihead_attention(4)",
+               input_shape=(3, 32, 32))
+    report = archspec.analyze(vit)
+    assert report.receptive_field.is_global
+    attn = report.layers[-1]
+    assert attn.macs == 16 * 32 * 96 + 2 * 16 * 16 * 32 + 16 * 32 * 32  # projections, q·kᵀ, weights·v, output

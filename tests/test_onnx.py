@@ -3,6 +3,8 @@ the full checker and gives to_torch's numbers under onnxruntime (float32, float1
 exports are byte-identical; the CLI's export and bench commands; the runtime Session."""
 from __future__ import annotations
 
+import math
+
 import json
 import textwrap
 import warnings
@@ -71,12 +73,27 @@ def op_arch(name: str, attrs: dict, ins: list[tuple], out: tuple) -> Architectur
     span = Span(file="<example>", line=1, col=1)
     inputs = tuple(Input(name=f"x{i}", shape=s, span=span) for i, s in enumerate(ins))
     node = Node(name="op", op=name, inputs=tuple(i.name for i in inputs), attrs=attrs, shape=out, span=span)
+    if name == "take":  # the index is a buffer (integers, batch 1): read one by a table of enough rows
+        table = Input(name="x0", shape=(max(9, ins[0][0]), *ins[0][1:]), span=span)  # indices 0..8
+        buf = Node(name="index", op="buffer", inputs=(), shape=(4, 4), span=span,
+                   attrs={"rule": "relative_position_index", "window": [2, 2], "shape": [4, 4]})
+        node = Node(name="op", op=name, inputs=("x0", "index"), attrs={"index": [4, 4]}, shape=(4, 4, *ins[0][1:]),
+                    span=span)
+        return Architecture(name=name, inputs=(table,), nodes=(buf, node), outputs=(Output(name="y", node="op"),))
+    if name == "buffer":  # integers: read through take, by a batched table
+        table = Input(name="x0", shape=(max(9, math.prod(out)), 3), span=span)
+        node2 = Node(name="sum", op="take", inputs=("x0", "op"), attrs={"index": list(out)}, shape=(*out, 3), span=span)
+        return Architecture(name=name, inputs=(table,), nodes=(node, node2), outputs=(Output(name="y", node="sum"),))
+    if not ins:  # a learnable tensor (batch 1): added to an input, which gives the output its batch
+        x = Input(name="x0", shape=out, span=span)
+        add = Node(name="sum", op="add", inputs=("x0", "op"), attrs={}, shape=out, span=span)
+        return Architecture(name=name, inputs=(x,), nodes=(node, add), outputs=(Output(name="y", node="sum"),))
     return Architecture(name=name, inputs=inputs, nodes=(node,), outputs=(Output(name="y", node="op"),))
 
 
 def op_cases():
     """(op, attrs, input shapes, output shape) for each op's example, on every rank it accepts."""
-    return [pytest.param(name, a, ins, out, id=f"{name}-{'x'.join(map(str, ins[0]))}")
+    return [pytest.param(name, a, ins, out, id=f"{name}-{'x'.join(map(str, ins[0] if ins else out))}")
             for name, op in sorted(REGISTRY.items()) for a, ins, out in op.example_cases()]
 
 

@@ -19,6 +19,7 @@ import archspec
 from archspec import SpecError
 from archspec.ir import INIT_SCHEMES
 from archspec.ops import REGISTRY
+from archspec.ops.tensor import shared_values
 from archspec_compiler import to_torch
 from archspec_compiler import torch as backend
 from archspec_compiler.pysource import emit_python
@@ -75,7 +76,7 @@ def tiny(tiny_path):
 
 def op_cases():
     """(op, attrs, input shapes, output shape) for each op's example, on every rank it accepts."""
-    return [pytest.param(name, a, ins, out, id=f"{name}-{'x'.join(map(str, ins[0]))}")
+    return [pytest.param(name, a, ins, out, id=f"{name}-{'x'.join(map(str, ins[0] if ins else out))}")
             for name, op in sorted(REGISTRY.items()) for a, ins, out in op.example_cases()]
 
 
@@ -87,11 +88,26 @@ def test_every_op_has_a_torch_lowering():
 def run_op(name: str, a: dict, ins: list, batch: int = 2):
     """Run one op on random inputs; returns (module or None, inputs, output)."""
     xs = [torch.randn(batch, *s, requires_grad=True) for s in ins]
+    if name == "take":  # a table read by an index (a buffer: batch 1, integers)
+        xs = [xs[0], torch.randint(0, ins[0][0], (1, *ins[1]))]
+        graph = fx.Graph()
+        graph.output(backend.MERGES[name].fx(graph, [graph.placeholder("t"), graph.placeholder("i")], a))
+        return None, xs[:1], fx.GraphModule(nn.Module(), graph)(*xs)
     if name in backend.MERGES:
         graph = fx.Graph()
         ph = [graph.placeholder(f"x{i}") for i in range(len(xs))]
         graph.output(backend.MERGES[name].fx(graph, ph, a))
         return None, xs, fx.GraphModule(nn.Module(), graph)(*xs)
+    if REGISTRY[name].arity == 0:  # a learnable tensor: an nn.Parameter, shared by the batch
+        m, value = nn.Module(), backend.build_module(name, a, ())
+        if isinstance(value, nn.Parameter):
+            m.register_parameter("w", value)
+        else:  # a buffer computed by a rule (Swin's attention mask is not stored: persistent = false)
+            m.register_buffer("w", value, persistent=a.get("persistent", True))
+        w = m.w if a.get("batch") else m.w.unsqueeze(0)
+        if not isinstance(value, nn.Parameter):
+            w = w.float().requires_grad_()  # no gradient flows into a buffer: the check below needs one
+        return m, xs, w.expand(batch, *w.shape[1:])
     m = backend.build_module(name, a, ins[0]).train()
     return m, xs, m(xs[0])
 
@@ -103,7 +119,7 @@ def test_op_lowering_matches_the_op_table(name, a, ins, out):
     m, xs, y = run_op(name, a, ins)
     assert tuple(y.shape) == (2, *out)
     params = sum(p.numel() for p in m.parameters()) if m is not None else 0
-    buffers = sum(b.numel() for b in m.buffers()) if m is not None else 0
+    buffers = sum(b.numel() for b in m.state_dict().values()) - params if m is not None else 0  # stored ones
     assert params == op.params(a, ins, out)
     assert buffers == op.buffers(a, ins, out)
     y.float().sum().backward()
@@ -267,7 +283,8 @@ def test_zoo_params_equal_the_analyzer(name):
     with torch.device("meta"):  # shapes only: no memory, no init cost
         m = to_torch(arch)
     assert sum(p.numel() for p in m.parameters()) == analyzer_params(arch)
-    assert sum(b.numel() for b in m.buffers()) == archspec.analyze(arch).buffers
+    stored = sum(v.numel() for v in m.state_dict().values()) - sum(p.numel() for p in m.parameters())
+    assert stored == archspec.analyze(arch).buffers  # Swin's attention mask is a buffer, but not stored
 
 
 @pytest.mark.parametrize("name", [n for n in ZOO if n in LAYOUTS])
@@ -307,7 +324,9 @@ def test_zoo_shapes_and_backward(name):
     xs = [torch.randn(2, *i.shape) for i in arch.inputs]
     recorder, names = record_all(m, arch)
     out, values = recorder(*xs)
-    assert dict(zip(names, (tuple(v.shape) for v in values))) == {n.name: (2, *n.shape) for n in arch.nodes}
+    shared = shared_values(arch.nodes)  # learnable tensors: one for the whole batch
+    assert dict(zip(names, (tuple(v.shape) for v in values))) == {n.name: (1 if n.name in shared else 2, *n.shape)
+                                                                  for n in arch.nodes}
     outs = out if isinstance(out, tuple) else (out,)
     sum(o.float().mean() for o in outs).backward()
     no_grad = [k for k, p in m.named_parameters() if p.grad is None]

@@ -429,3 +429,26 @@ def test_a_dead_end_still_runs_and_keeps_its_parameters(tmp_path):
     assert m(torch.randn(1, 3, 8, 8)).shape == (1, 5) and calls == [1]
     # a feature extractor keeps only what its taps need
     assert not hasattr(to_torch(arch, outputs=["stem"]), "side")
+
+
+def test_tensors_of_a_container_and_order_survive_copies():
+    """Learnable tensors are parameters and rule-computed tensors buffers of the block that reads them (Swin's
+    mask left out of the state_dict), children follow the `order` statement, and a deepcopy or a pickle (which
+    re-traces the code: ops on buffers alone must stay in the graph) keeps all of it and the outputs."""
+    import copy
+    arch = archspec.load(Path(__file__).parent / "fixtures" / "window_ops.arch")
+    torch.manual_seed(0)
+    m = to_torch(arch).eval()
+    attn = m.attn
+    assert isinstance(attn.logit_scale, nn.Parameter) and list(attn._parameters) == ["logit_scale"]
+    assert list(attn._buffers) == ["relative_coords_table", "relative_position_index", "attn_mask"]
+    assert "attn.attn_mask" not in m.state_dict() and "attn.relative_position_index" in m.state_dict()
+    labeled = [k for k in attn._modules if not k.isdigit()]
+    assert labeled == ["qkv", "proj", "cpb_mlp"]  # `order qkv, proj, cpb_mlp`, not data flow
+    x = torch.randn(2, 16, 8, 8)
+    with torch.no_grad():
+        want = m(x)
+        for other in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+            assert list(other.state_dict()) == list(m.state_dict())
+            assert list(dict(other.named_buffers())) == list(dict(m.named_buffers()))
+            assert torch.equal(other(x), want)

@@ -54,6 +54,8 @@ def bn_convention(name: str) -> tuple[float, float]:
         return 1e-3, 0.01
     if name.startswith("googlenet"):
         return 1e-3, 0.1  # BasicConv2d's BatchNorm2d(eps=0.001)
+    if name == "maxvit_t":
+        return 1e-3, 0.01  # torchvision's MaxVit (the modern reference's norms)
     return 1e-5, 0.1
 
 
@@ -218,10 +220,11 @@ def test_googlenet_aux_heads_follow_torchvision():
 def test_resolution_and_classes_overrides(name):
     arch = model(name)
     size = arch.params["resolution"]
-    bigger = model(name, resolution=size + 32, num_classes=10)
-    assert bigger.inputs[0].shape == (arch.inputs[0].shape[0], size + 32, size + 32)
+    step = 7 * 32 if name.startswith("maxvit") else 32  # MaxViT's maps stay whole 7x7 partitions (as torchvision's)
+    bigger = model(name, resolution=size + step, num_classes=10)
+    assert bigger.inputs[0].shape == (arch.inputs[0].shape[0], size + step, size + step)
     assert all(bigger.node(o.node).shape == (10,) for o in bigger.outputs)
-    same = archspec.load(name, input_size=(size + 32, size + 32))
+    same = archspec.load(name, input_size=(size + step, size + step))
     assert same.inputs[0].shape == bigger.inputs[0].shape
 
 

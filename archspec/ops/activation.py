@@ -1,11 +1,11 @@
 """Element-wise activations and softmax: shape-preserving, no parameters."""
 from __future__ import annotations
 
-from .base import GLOBAL, Attrs, Int, Op, ShapeError, register
+from .base import ANY_RANK, GLOBAL, Attrs, Int, Op, ShapeError, register
 
 
 def _activation(op_name: str, text: str) -> type[Op]:
-    cls = type(op_name.title(), (Op,), {"name": op_name, "doc": text})
+    cls = type(op_name.title(), (Op,), {"name": op_name, "doc": text, "ranks": ANY_RANK})
     return register(cls)
 
 
@@ -29,6 +29,7 @@ class Softmax(Op):
     doc = "Softmax along an axis of the sample (0 = channels or features): softmax(dim=0)."
     Args = SoftmaxArgs
     positional = ("dim",)
+    ranks = ANY_RANK
     example = ((), {}, [(10,)])
 
     @classmethod

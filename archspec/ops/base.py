@@ -12,6 +12,9 @@ REGISTRY: dict[str, type["Op"]] = {}
 
 # Inputs of each rank for Op.example_cases: [F], [C, L], [C, H, W].
 EXAMPLE_SHAPES: dict[int, Shape] = {1: (12,), 2: (8, 10), 3: (8, 10, 10)}
+# Ranks a tensor op accepts (without batch): tokens [L, D], maps [C, H, W] or [H, W, C], windows [n, h, w, C]...
+MAX_RANK = 8
+ANY_RANK: tuple[int, ...] = tuple(range(1, MAX_RANK + 1))
 
 
 class ShapeError(Exception):
@@ -105,10 +108,30 @@ def _per_axis(item):
     return convert
 
 
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"expects a string, got {spec_repr(v)}")
+    return v
+
+
+def _list_of(item):
+    """A list of values (one int is a list of one), at most MAX_RANK long: axes, sizes, shifts."""
+    def convert(v: Any):
+        items = list(v) if isinstance(v, (list, tuple)) else [v]
+        if len(items) > MAX_RANK * 2:
+            raise ValueError(f"expects at most {MAX_RANK * 2} values, got {len(items)}")
+        try:
+            return [item(x) for x in items]
+        except ValueError as exc:
+            raise ValueError(f"{exc} in {spec_repr(v)}") from None
+    return convert
+
+
 # The kinds an op argument's annotation may name (`out: PosInt`, `stride: PosInts | None = None`).
 KINDS = {"Int": _int, "PosInt": _pos_int, "NonNegInt": _non_neg_int, "Float": _float, "Prob": _prob,
-         "Bool": _bool, "PosInts": _per_axis(_pos_int), "NonNegInts": _per_axis(_non_neg_int)}
-Int, PosInt, NonNegInt, Float, Prob, Bool, PosInts, NonNegInts = KINDS.values()
+         "Bool": _bool, "PosInts": _per_axis(_pos_int), "NonNegInts": _per_axis(_non_neg_int),
+         "Str": _str, "IntList": _list_of(_int), "PosIntList": _list_of(_pos_int)}
+Int, PosInt, NonNegInt, Float, Prob, Bool, PosInts, NonNegInts, Str, IntList, PosIntList = KINDS.values()
 _REQUIRED = object()
 
 
@@ -187,6 +210,31 @@ class RF:
 GLOBAL = "global"  # an op that mixes the whole spatial extent (global pooling, flatten, linear)
 
 
+class Layout:
+    """Receptive rule of a layout op: it mixes no values, but moves axes. `dims` is the permutation
+    (output axis i holds input axis dims[i]); VIEW for a row-major view (reshape, flatten, unflatten, select),
+    which the analyzer follows where it only adds or drops axes of size 1; None when values move (roll,
+    pad, slice): the analyzer no longer knows which axis holds which input axis."""
+
+    __slots__ = ("dims",)
+
+    def __init__(self, dims: tuple[int, ...] | None):
+        self.dims = dims
+
+
+VIEW = "view"
+
+
+class Mixes:
+    """Receptive rule of an op that mixes values along some axes of the sample (layer norm, softmax,
+    linear on the last axis): global when one of them holds a spatial axis of the input, else pointwise."""
+
+    __slots__ = ("axes",)
+
+    def __init__(self, *axes: int):
+        self.axes = axes
+
+
 class Op:
     """One layer type. Subclasses set the class attributes and override the rules that apply."""
 
@@ -207,7 +255,8 @@ class Op:
         completeness tests of the analyzer and the backends run for each op."""
         args, kwargs, example_ins = cls.example
         shapes = [[tuple(s) for s in example_ins]]
-        shapes += [[EXAMPLE_SHAPES[r]] * len(example_ins) for r in cls.ranks if r != len(example_ins[0])]
+        shapes += [[EXAMPLE_SHAPES[r]] * len(example_ins) for r in cls.ranks
+                   if example_ins and r != len(example_ins[0]) and r in EXAMPLE_SHAPES]
         cases = []
         for ins in shapes:
             try:
@@ -259,6 +308,14 @@ def per_axis(value, n: int, what: str) -> list[int]:
             raise ShapeError(f"{what} has {len(value)} values for {n} spatial axes")
         return list(value)
     return [value] * n
+
+
+def axis(dim: int, rank: int, what: str = "dim") -> int:
+    """A sample axis (negative counts from the end) checked against the rank: ShapeError otherwise."""
+    if not -rank <= dim < rank:
+        raise ShapeError(f"{what} {dim} is out of range for a sample of rank {rank} (axes 0..{rank - 1}, or "
+                         f"-{rank}..-1 from the end; the batch axis is not counted)")
+    return dim % rank
 
 
 def numel(shape: Shape) -> int:

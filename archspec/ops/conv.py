@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .base import Attrs, Bool, NonNegInts, Op, PosInt, PosInts, RF, ShapeError, numel, per_axis, register
+from .base import ANY_RANK, Attrs, Mixes, Bool, IntList, NonNegInts, Op, PosInt, PosInts, RF, ShapeError, numel, per_axis, register
 
 
 def conv_out(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> int:
@@ -72,20 +72,28 @@ class Conv(Op):
 class LinearArgs(Attrs):
     out: PosInt
     bias: Bool = True
+    zero_bias: IntList | None = None  # [start, end]: bias entries stored but used as zeros (Swin V2's key bias)
 
 
 @register
 class Linear(Op):
     name = "linear"
-    doc = "Fully connected layer on the last axis: linear(out, bias=true)."
+    doc = "Fully connected layer on the last axis of any tensor (features, tokens, channels last): linear(out, bias=true)."
     Args = LinearArgs
     positional = ("out",)
-    ranks = (1,)  # torchvision flattens before every classifier; a spatial linear is almost always a bug
+    ranks = ANY_RANK
     example = ((7,), {}, [(12,)])
 
     @classmethod
     def normalize(cls, args, ins):
-        return {"out": args.out, "in": ins[0][-1], "bias": args.bias}
+        a = {"out": args.out, "in": ins[0][-1], "bias": args.bias}
+        if args.zero_bias is not None:
+            if not args.bias:
+                raise ShapeError("zero_bias needs a bias", "remove zero_bias, or set bias = true")
+            if len(args.zero_bias) != 2 or not 0 <= args.zero_bias[0] < args.zero_bias[1] <= args.out:
+                raise ShapeError(f"zero_bias is a range [start, end] of the {args.out} outputs, got {args.zero_bias}")
+            a["zero_bias"] = list(args.zero_bias)
+        return a
 
     @classmethod
     def shape(cls, a, ins):
@@ -98,3 +106,7 @@ class Linear(Op):
     @classmethod
     def macs(cls, a, ins, out):
         return numel(out) * a["in"]
+
+    @classmethod
+    def receptive(cls, a, ins):
+        return Mixes(len(ins[0]) - 1)

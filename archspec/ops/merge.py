@@ -2,11 +2,12 @@
 and produced by residual, dense, gate and branch statements."""
 from __future__ import annotations
 
-from .base import Attrs, Int, Op, ShapeError, register
+from .base import ANY_RANK, Attrs, Int, Op, ShapeError, axis, register
 
 
 class _Merge(Op):
     arity = None
+    ranks = ANY_RANK
     example = ((), {}, [(8, 10, 10), (8, 10, 10)])
 
 
@@ -22,8 +23,11 @@ class Add(_Merge):
     @classmethod
     def shape(cls, a, ins):
         if any(s != ins[0] for s in ins):
-            hint = "add a projection shortcut (a 1x1 conv with the stride), or match the channels"
-            raise ShapeError(f"cannot add tensors of shapes {_describe(ins)}", hint)
+            try:  # axes of size 1 broadcast ([C, H, W] + [C, 1, 1], a bias [heads, N, N] + [1, N, N])
+                return broadcast(ins)
+            except ShapeError:
+                hint = "add a projection shortcut (a 1x1 conv with the stride), or match the channels"
+                raise ShapeError(f"cannot add tensors of shapes {_describe(ins)}", hint) from None
         return ins[0]
 
 
@@ -35,17 +39,23 @@ class Mul(_Merge):
 
     @classmethod
     def shape(cls, a, ins):
-        rank = len(ins[0])
-        if any(len(s) != rank for s in ins):
-            raise ShapeError(f"cannot multiply tensors of shapes {_describe(ins)}: their ranks differ")
-        out = []
-        for axis in range(rank):
-            sizes = {s[axis] for s in ins} - {1}
-            if len(sizes) > 1:
-                raise ShapeError(f"cannot multiply tensors of shapes {_describe(ins)}: axis {axis} disagrees",
-                                 "a gate must end with as many channels as its input")
-            out.append(sizes.pop() if sizes else 1)
-        return tuple(out)
+        return broadcast(ins, "multiply", "a gate must end with as many channels as its input")
+
+
+def broadcast(ins, verb: str = "add", hint: str | None = None) -> tuple[int, ...]:
+    """The shape of tensors of one rank broadcast over their axes of size 1. Ranks must agree: the backends'
+    batch axis stays in front (a learnable tensor's is 1), so an axis is never silently matched to another."""
+    rank = len(ins[0])
+    if any(len(s) != rank for s in ins):
+        raise ShapeError(f"cannot {verb} tensors of shapes {_describe(ins)}: their ranks differ",
+                         "reshape or unflatten one of them to add axes of size 1")
+    out = []
+    for d in range(rank):
+        sizes = {s[d] for s in ins} - {1}
+        if len(sizes) > 1:
+            raise ShapeError(f"cannot {verb} tensors of shapes {_describe(ins)}: axis {d} disagrees", hint)
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
 
 
 class CatArgs(Attrs):
@@ -55,15 +65,13 @@ class CatArgs(Attrs):
 @register
 class Cat(_Merge):
     name = "cat"
-    doc = "Concatenate tensors along the channel axis (dim=0 of the sample): dense and inception merges."
+    doc = ("Concatenate tensors along an axis (dim=0, the channels, by default): dense and inception merges, "
+           "a class token before the patch tokens.")
     Args = CatArgs
 
     @classmethod
     def normalize(cls, args, ins):
-        rank = len(ins[0])
-        if not -rank <= args.dim < rank:
-            raise ShapeError(f"cat dim {args.dim} is out of range for rank {rank}")
-        return {"dim": args.dim % rank}
+        return {"dim": axis(args.dim, len(ins[0]), "cat dim")}
 
     @classmethod
     def shape(cls, a, ins):

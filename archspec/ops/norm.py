@@ -1,7 +1,7 @@
 """Normalisation layers."""
 from __future__ import annotations
 
-from .base import Attrs, Bool, Float, Op, PosInt, Prob, register
+from .base import ANY_RANK, GLOBAL, Attrs, Bool, Float, Int, Mixes, Op, PosInt, Prob, ShapeError, register
 
 
 class BatchNormArgs(Attrs):
@@ -45,3 +45,67 @@ class LocalResponseNorm(Op):
     positional = ("size",)
     ranks = (2, 3)
     example = ((5,), {"k": 2.0}, [(8, 10, 10)])
+
+
+class LayerNormArgs(Attrs):
+    eps: Float = 1e-5
+    affine: Bool = True
+    dim: Int = -1
+
+
+@register
+class LayerNorm(Op):
+    name = "layernorm"
+    doc = ("Layer norm over the last axis (tokens [L, D], channels-last maps), or with dim = 0 over the channels "
+           "of a [C, H, W] map (ConvNeXt's LayerNorm2d): layernorm(eps=1e-5, affine=true, dim=-1).")
+    Args = LayerNormArgs
+    ranks = ANY_RANK
+    example = ((), {"eps": 1e-6}, [(8, 10, 10)])
+
+    @classmethod
+    def normalize(cls, args, ins):
+        rank = len(ins[0])
+        if args.dim not in (-1, rank - 1, 0):
+            raise ShapeError(f"layernorm normalizes the last axis (dim = -1) or the channels (dim = 0), not axis "
+                             f"{args.dim}", "permute the axis to normalize to the end first")
+        dim = -1 if args.dim == rank - 1 else args.dim
+        return {"features": ins[0][dim], "eps": args.eps, "affine": args.affine, "dim": dim}
+
+    @classmethod
+    def params(cls, a, ins, out):
+        return 2 * a["features"] if a["affine"] else 0
+
+    @classmethod
+    def receptive(cls, a, ins):
+        return Mixes(a["dim"] % len(ins[0]))
+
+
+class GroupNormArgs(Attrs):
+    groups: PosInt
+    eps: Float = 1e-5
+    affine: Bool = True
+
+
+@register
+class GroupNorm(Op):
+    name = "groupnorm"
+    doc = "Group norm: channels in groups, each normalized over its channels and the map: groupnorm(groups, eps=1e-5)."
+    Args = GroupNormArgs
+    positional = ("groups",)
+    ranks = (2, 3, 4)
+    example = ((4,), {"eps": 1e-6}, [(8, 10, 10)])
+
+    @classmethod
+    def normalize(cls, args, ins):
+        c = ins[0][0]
+        if c % args.groups:
+            raise ShapeError(f"groupnorm: {args.groups} groups do not divide {c} channels")
+        return {"groups": args.groups, "channels": c, "eps": args.eps, "affine": args.affine}
+
+    @classmethod
+    def params(cls, a, ins, out):
+        return 2 * a["channels"] if a["affine"] else 0
+
+    @classmethod
+    def receptive(cls, a, ins):
+        return GLOBAL if any(s > 1 for s in ins[0][1:]) else None  # statistics over the whole map

@@ -1,20 +1,40 @@
 """Ops that reshape or pass values through: flatten, dropout, stochastic depth, identity."""
 from __future__ import annotations
 
-from .base import GLOBAL, Attrs, Bool, Op, Prob, numel, register
+from .base import ANY_RANK, GLOBAL, VIEW, Attrs, Bool, Int, Layout, Op, Prob, ShapeError, axis, numel, register
+
+
+class FlattenArgs(Attrs):
+    start: Int = 0
+    end: Int = -1
 
 
 @register
 class Flatten(Op):
     name = "flatten"
-    doc = "Flatten the sample to a vector: [C, H, W] -> [C*H*W]."
+    doc = ("Flatten the sample to a vector, [C, H, W] -> [C*H*W], or the axes start..end: flatten(1) turns "
+           "[D, H, W] into [D, H*W].")
+    Args = FlattenArgs
+    positional = ("start", "end")
+    ranks = ANY_RANK
+
+    @classmethod
+    def normalize(cls, args, ins):
+        rank = len(ins[0])
+        start, end = axis(args.start, rank, "flatten start"), axis(args.end, rank, "flatten end")
+        if end < start:
+            raise ShapeError(f"flatten end {args.end} comes before start {args.start}")
+        return {} if (start, end) == (0, rank - 1) else {"start": start, "end": end}  # {}: the whole sample
 
     @classmethod
     def shape(cls, a, ins):
-        return (numel(ins[0]),)
+        start, end = a.get("start", 0), a.get("end", len(ins[0]) - 1)
+        return (*ins[0][:start], numel(ins[0][start:end + 1]), *ins[0][end + 1:])
 
     @classmethod
     def receptive(cls, a, ins):
+        if a:  # a range of axes: a view (tokens from a patch grid)
+            return Layout(VIEW)
         return GLOBAL if len(ins[0]) > 1 and numel(ins[0][1:]) > 1 else None
 
 
@@ -28,6 +48,7 @@ class Dropout(Op):
     doc = "Dropout (training only): dropout(p=0.5)."
     Args = DropoutArgs
     positional = ("p",)
+    ranks = ANY_RANK
     example = ((0.2,), {}, [(12,)])
 
 
@@ -42,6 +63,7 @@ class StochasticDepth(Op):
     doc = "Drop the residual branch per sample with probability p (training only): stochastic_depth(p)."
     Args = StochasticDepthArgs
     positional = ("p",)
+    ranks = ANY_RANK
     example = ((0.1,), {}, [(8, 10, 10)])
 
 
@@ -49,3 +71,4 @@ class StochasticDepth(Op):
 class Identity(Op):
     name = "identity"
     doc = "Pass the input through unchanged."
+    ranks = ANY_RANK
