@@ -15,6 +15,7 @@ from fractions import Fraction
 
 from .base import (RF, Attrs, Bool, NonNegInts, Op, PosInt, PosInts, ShapeError, Str, numel, per_axis,
                    register)
+from .conv import ConvArgs
 
 MODES = {"nearest": None, "linear": 1, "bilinear": 2, "trilinear": 3}  # mode -> spatial axes it needs
 
@@ -104,15 +105,8 @@ class Interpolate(_Resample):
                 "align_corners": args.align_corners}
 
 
-class ConvTransposeArgs(Attrs):
-    out: PosInt
-    kernel: PosInts
-    stride: PosInts = 1
-    pad: NonNegInts = 0
+class ConvTransposeArgs(ConvArgs):
     output_pad: NonNegInts = 0
-    dilation: PosInts = 1
-    groups: PosInt = 1
-    bias: Bool = True
 
 
 @register
