@@ -155,6 +155,11 @@ def test_every_zoo_model_analyzes_without_warnings():
     for model in sorted(ZOO):
         report = analyze(archspec.load(model))
         assert report.params > 0 and report.macs > 0, model
+        if model == "unet_bilinear":
+            # align_corners=True samples at u (x - 1) / (2x - 1), not at u / 2: the upsampled map really is
+            # off the skip's grid by a fraction of a pixel, and the analyzer says so at each merge
+            assert len(report.warnings) == 4 and all("misaligned" in w for w in report.warnings)
+            continue
         assert not report.warnings, (model, report.warnings)
 
 

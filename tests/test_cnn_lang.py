@@ -344,8 +344,12 @@ def test_receptive_fields_through_upsampling_are_exact(tmp_path):
     field = archspec.analyze(arch).receptive_field
     n = arch.nodes[-1].shape[-1]
     supports = [_support(torch, module.double(), (1, 64), u) for u in range(n)]
-    assert supports[0][0] == -field.padding[0]                                 # where unit 0 starts
     assert max(hi - lo + 1 for lo, hi in supports) == field.size[0]          # the widest unit
+    # the half-pixel line through the pairs' centres, within half a pixel of each pair's true centre
+    for u in range(0, n - 1, 2):
+        true_centre = sum(lo + hi for lo, hi in supports[u:u + 2]) / 4
+        line = -field.padding[0] + (field.size[0] - 1) / 2 + (u + 0.5) * field.stride[0]
+        assert abs(true_centre - line) <= 0.5
     # After a 2x upsample units come in pairs with one field: the stride is the advance per unit over pairs
     m = (n - 1) // 2 * 2
     assert supports[m][0] - supports[0][0] == m * field.stride[0]

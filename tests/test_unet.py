@@ -44,8 +44,14 @@ def test_paper_layout_receptive_field_by_hand():
         j //= 2
         r += 2 * 2 * j
     assert (r, j) == (200, 1)
-    field = archspec.analyze(archspec.load("unet")).receptive_field
-    assert field.size == (200, 200) and field.stride == (1, 1) and field.padding == (0, 0)
+    # Padding: no conv pads; each up-convolution's output units come in pairs reading one unit, whose
+    # centres the half-pixel line puts 1/4 of an input unit (of stride 16, 8, 4, 2) before the pair's first
+    p = sum(0.25 * j_in for j_in in (16, 8, 4, 2))
+    assert p == 7.5
+    report = archspec.analyze(archspec.load("unet"))
+    field = report.receptive_field
+    assert field.size == (200, 200) and field.stride == (1, 1) and field.padding == (7.5, 7.5)
+    assert not report.warnings  # each cropped skip lines up with its up-convolved path
     # every conv is unpadded: no field reaches outside the tile, and 572 - 388 = 184 pixels of context
     assert 572 - 388 == 184 <= 200
 

@@ -3,10 +3,10 @@ centre crop, on [C, L], [C, H, W] and [C, D, H, W].
 
 Receptive fields: an op that makes s output units per input unit divides the effective stride by s
 (a Fraction until a later stride multiplies it back). Its `kernel` is the most input units one output
-unit reads and `pad` places the first unit's window, in input units: exact for nearest upsampling,
-pixel shuffle and transposed convolutions whose kernel is a multiple of the stride (U-Net's 2x2/2
-up-convolution); for linear interpolation it is the continuous geometry (two taps centred on the
-sampled coordinate).
+unit reads, so field sizes stay the widest unit's. Output units come in groups of s that read the same
+input units (nearest: unit floor(u / s)), a staircase no single stride describes: `pad` is that of the
+straight line through the groups' centres, the half-pixel geometry (unit u centred on input coordinate
+(u + 1/2) / s - 1/2). It is what makes U-Net's up-convolved path and its cropped skip line up.
 """
 from __future__ import annotations
 
@@ -35,8 +35,9 @@ def _mode(mode: str, align: bool, n: int) -> str:
 def _resample_rf(a, ins) -> list[RF]:
     out = []
     for x, o in zip(ins[0][1:], a["size"]):
-        if a["mode"] == "nearest":  # PyTorch: source unit floor(u * x / o)
-            out.append(RF(1, Fraction(x, o), 0))
+        if a["mode"] == "nearest":  # PyTorch: source unit floor(u * x / o); with x / o = n / d in lowest
+            ratio = Fraction(x, o)  # terms, floor(u n / d) lies (d - 1) / 2d below u n / d on average
+            out.append(RF(1, ratio, Fraction(ratio.denominator - 1, 2 * ratio.denominator)))
         elif a["align_corners"]:    # source coordinate u * (x - 1) / (o - 1), two taps around it
             out.append(RF(2, Fraction(x - 1, o - 1) if o > 1 else 1, Fraction(1, 2)))
         else:                       # source coordinate (u + 1/2) * x / o - 1/2, two taps around it
@@ -154,8 +155,9 @@ class ConvTranspose(Op):
     def receptive(cls, a, ins):
         out = []
         for k, s, p, d in zip(a["kernel"], a["stride"], a["pad"], a["dilation"]):
-            span = d * (k - 1) + 1  # output unit u reads the input units v with v·s − p ≤ u ≤ v·s − p + span − 1
-            out.append(RF(-(-span // s), Fraction(1, s), (span - 1 - p) // s))
+            span = d * (k - 1) + 1  # output unit u reads the input units v with v·s − p ≤ u ≤ v·s − p + span − 1,
+            taps = -(-span // s)    # at most this many; their centre is (u + p − (span − 1) / 2) / s on average
+            out.append(RF(taps, Fraction(1, s), Fraction(taps - 1, 2) - (p - Fraction(span - 1, 2)) / s))
         return out
 
 
@@ -186,7 +188,8 @@ class PixelShuffle(Op):
 
     @classmethod
     def receptive(cls, a, ins):
-        return [RF(1, Fraction(1, a["factor"]), 0) for _ in ins[0][1:]]
+        r = a["factor"]  # output unit u reads input unit floor(u / r): a staircase, as nearest upsampling
+        return [RF(1, Fraction(1, r), Fraction(r - 1, 2 * r)) for _ in ins[0][1:]]
 
 
 class CropArgs(Attrs):
