@@ -84,3 +84,11 @@ def test_unet_exports_and_runs_in_onnxruntime_as_in_torch(variant, size):
     got = Session(to_onnx(arch, module=module), providers="cpu").run(x.numpy())[0]
     assert got.shape == want.shape
     assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+    # the standalone source (its CenterCrop copied in) computes the same
+    from compiler.pysource import emit_python
+    namespace: dict = {}
+    exec(compile(emit_python(arch), "unet_gen.py", "exec"), namespace)
+    gen = namespace["build"]()
+    gen.load_state_dict(module.state_dict())
+    with torch.no_grad():
+        assert torch.equal(gen.eval()(x), module(x))
