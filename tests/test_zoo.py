@@ -17,7 +17,7 @@ import pytest
 import archspec
 from archspec.cli import main as cli
 from archspec.ops import REGISTRY
-from refdata import layouts
+from refdata import layouts, modern
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.arch"))
@@ -44,7 +44,12 @@ TORCHVISION_GMACS = {"alexnet": 0.71, "resnet18": 1.81, "resnet50": 4.09, "vgg16
 
 
 def bn_convention(name: str) -> tuple[float, float]:
-    """(eps, momentum) of every batch norm, per the README's conventions."""
+    """(eps, momentum) of every batch norm, per the README's conventions or the modern reference's norms."""
+    batch_norms = {(n["eps"], n["momentum"]) for n in modern().get(name, {}).get("norms", {}).values()
+                   if "momentum" in n}
+    if batch_norms:
+        (setting,) = batch_norms  # one setting per model in torchvision's modern CNNs
+        return setting
     if name.startswith("mobilenet_v3") or name in ("efficientnet_b5", "efficientnet_b6", "efficientnet_b7"):
         return 1e-3, 0.01
     if name.startswith("googlenet"):
