@@ -19,7 +19,7 @@ from .values import BlockValue, OpValue, ShapeView, Tensor, a_type, type_name
 KEYWORDS = {"in", "if", "else", "for", "repeat", "as", "residual", "shortcut", "dense", "gate", "branch",
             "save", "from", "output", "budget", "true", "false", "and", "or", "not", "block", "network",
             "param", "variant", "input", "use", "arch", "init"}
-_LABEL = re.compile(r"[A-Za-z0-9_]+")
+_LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")  # a PyTorch module path segment
 BUDGET_METRICS = ("params", "macs", "flops", "memory", "buffers")
 
 
@@ -339,7 +339,7 @@ class Lowerer:
                 parts.append(str(v))
         text = "".join(parts)
         if not _LABEL.fullmatch(text):  # labels become module paths, state_dict keys and ONNX names
-            raise EvalError(f"invalid label {text!r}", tree, "a label is letters, digits and '_'")
+            raise EvalError(f"invalid label {text!r}", tree, "a label is letters, digits, '_' and '-'")
         return text
 
     def s_assign(self, stmt, frame, cursor, cur, label):
