@@ -350,7 +350,7 @@ class Lowerer:
         return cur
 
     def s_call_stmt(self, stmt, frame, cursor, cur, label):
-        name_tok, args_tree = stmt.children
+        name_tok, args_tree, parts = stmt.children
         target = frame.lookup(name_tok)
         args, kwargs = self.ev.eval_args(args_tree, frame)
         pos = self.pos(stmt, frame)
@@ -359,6 +359,8 @@ class Lowerer:
             if label is None:
                 self.claim(path, pos, stmt)
             try:
+                if parts is not None:
+                    return self.apply_parts(target, parts, args, kwargs, cur, path, pos, stmt, frame)
                 if isinstance(target, OpValue):
                     return self.apply_op(target.name, args, kwargs, cur, path, pos, stmt)
                 return self.call_block(target, args, kwargs, cur, path, pos, stmt)
@@ -372,6 +374,34 @@ class Lowerer:
         else:
             hint = did_you_mean(name_tok.value, set(frame.module.blocks) | set(op_table.REGISTRY))
         raise EvalError(f"'{name_tok}' is {a_type(target)}, not a layer or block", name_tok, hint)
+
+    def apply_parts(self, target, parts, args, kwargs, cur: Tensor, path: str, pos: Pos, where, frame) -> Tensor:
+        """`chunk(2) as a, b`: one node per part, `<path>.<name>`, each bound to its name; the current
+        tensor stays the input (as after `save`)."""
+        op = op_table.REGISTRY.get(target.name) if isinstance(target, OpValue) else None
+        if op is None or not hasattr(op, "count"):
+            cutters = sorted(n for n, o in op_table.REGISTRY.items() if hasattr(o, "count"))
+            raise EvalError(f"only an op that cuts its input ({', '.join(cutters)}) names its parts with 'as'", parts,
+                            "save the result instead: 'save NAME'")
+        if "index" in kwargs:
+            raise EvalError(f"{op.name}() as ... makes every part: drop index =", where)
+        names = [t.value for t in parts.children]
+        if cur.shape is None:  # after an error: bind the names, report nothing more
+            for tok in parts.children:
+                frame.set(tok.value, Tensor(f"{path}.{tok.value}", None, pos))
+            return cur
+        try:
+            count = op.count(op.Args(**dict(zip(op.positional, args)), **kwargs), cur.shape)
+        except (op_table.ArgError, op_table.ShapeError, TypeError):
+            count = None  # the first part's apply_op reports the problem at its argument
+        if count is not None and count != len(names):
+            raise EvalError(f"{op.name}() makes {count} tensors, {len(names)} names are given", parts,
+                            f"name every part: as {', '.join(f'x{i}' for i in range(count))}" if count <= 8 else None)
+        for i, tok in enumerate(parts.children):
+            name = f"{path}.{tok.value}"
+            self.claim(name, self.pos(tok, frame), tok)
+            frame.set(tok.value, self.apply_op(op.name, args, {**kwargs, "index": i}, cur, name, pos, where))
+        return cur
 
     def call_block(self, block: BlockValue, args, kwargs, cur: Tensor, path: str, pos: Pos, where) -> Tensor:
         if any(b is block for b, _ in self.call_stack):

@@ -265,6 +265,8 @@ class SpecGenerator:
             return f"{c.choice(['add', 'cat', 'mul'])}({a}, {b}{', dim = ' + str(c.int(-1, 3)) if c.chance(20) else ''})"
         if k == 22:
             return f"for i, w in enumerate([8, 16]) {self.body(Scope(s.names + ['i', 'w'], s.lists, s.blocks, s.saved, s.depth + 1))}"
+        if k == 23:
+            return cnn_stmt(self, s)
         return self.op_call(s)
 
     def body(self, s: Scope) -> str:
@@ -315,6 +317,31 @@ class SpecGenerator:
         lines.append("network " + net)
         text = "\n".join(lines) + "\n"
         return text, (c.choice(variants) if variants and c.chance(90) else None)
+
+
+def cnn_stmt(gen: SpecGenerator, s: Scope) -> str:
+    """Issue 14's constructs: parts named with `as`, channel shuffle, dashed labels, training-only outputs,
+    resampling and 3-D ops, often with hostile arguments (huge scales, parts, groups)."""
+    c = gen.c
+    k = c.int(0, 5)
+    if k == 0:
+        names = [f"p{gen.label_n}_{i}" for i in range(c.int(1, 3))]
+        gen.label_n += 1
+        s.saved.extend(names)
+        cut = c.choice([f"chunk({c.choice(['2', '3', '1', '10 ** 9', str(len(names))])})",
+                        f"split({c.choice(['[4, 4]', '2', '[1, in.channels - 1]', '10 ** 9', '[0, 8]'])})",
+                        f"chunk({len(names)}, dim = {c.int(-1, 3)})", "relu()"])
+        return f"{cut} as {', '.join(names)}"
+    if k == 1:
+        return f"channel_shuffle({c.choice(['2', '4', '3', 'in.channels', '10 ** 9', '0'])})"
+    if k == 2:
+        gen.label_n += 1
+        label = c.choice([f"block{gen.label_n}-0", f"{gen.label_n}", f"b{{{c.choice(s.names or ['1'])}}}-{{1}}",
+                          f"x{gen.label_n}-{{-1}}"])
+        return f"{label}: {gen.op_call(s)}"
+    if k == 3:
+        return f"{c.choice(['chunk', 'split'])}({gen.expr(s, 2)}, index = {c.choice(['0', '1', '-1', gen.expr(s, 2)])})"
+    return gen.op_call(s)
 
 
 def _literal(v) -> str:

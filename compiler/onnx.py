@@ -523,3 +523,6 @@ def check(arch: Architecture, model: onnx.ModelProto | str | Path) -> int:
         raise SpecError(f"the exported model fails onnx's checker: {first}",
                         hint="this is a bug in compiler/onnx.py; please report it with the spec") from None
     return compared
+
+
+from . import onnx_cnn  # noqa: E402,F401  (registers issue 14's lowerings in LOWERINGS)

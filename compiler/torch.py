@@ -543,3 +543,6 @@ def _owner(arch: Architecture, key: str) -> Node | None:
         if node.name == path:
             return node
     return None
+
+
+from . import torch_cnn  # noqa: E402,F401  (registers issue 14's lowerings in LOWERINGS)

@@ -84,3 +84,108 @@ def test_bad_labels_are_positioned_errors(tmp_path, text, where, what):
     assert (d.pos.line, d.pos.col) == where
     if what:
         assert what in d.message
+
+
+# ---------------------------------------------------------------- channel ops
+
+SHUFFLE_UNIT = """\
+    arch shuffle_unit
+    input image: [8, 6, 6]
+    network {
+        conv(8, 1)
+        chunk(2) as x1, x2
+        from x2 { branch2: { conv(4, 3, pad = 1, bias = false);  bn();  relu() };  save b }
+        cat(x1, b)
+        channel_shuffle(2)
+        split([3, 5]) as a, c
+        split(2, dim = 1) as r0, r1, r2
+        from r2 { relu();  save rows }
+        crop: split([1, 4, 1], dim = 2, index = 1)
+        output rows, a, c
+    }
+    """
+
+
+def backends():
+    torch = pytest.importorskip("torch")
+    from compiler import to_onnx, to_torch
+    from compiler.pysource import emit_python
+    from compiler.runtime import Session
+    return torch, to_torch, to_onnx, emit_python, Session
+
+
+def run_everywhere(arch, seed: int = 0, batch: int = 2, train: bool = False):
+    """to_torch's outputs, and those of the emitted source and of onnxruntime (fp32) on the same input."""
+    torch, to_torch, to_onnx, emit_python, Session = backends()
+    torch.manual_seed(seed)
+    module = to_torch(arch).eval()
+    with torch.no_grad():
+        for p in module.state_dict().values():
+            if p.dtype.is_floating_point:
+                p.copy_(torch.rand(p.shape) * 0.5 + 0.5 if p.ndim == 1 else torch.randn(p.shape) * 0.3)
+    xs = [torch.randn(batch, *i.shape) for i in arch.inputs]
+    with torch.no_grad():
+        want = module(*xs)
+    want = list(want) if isinstance(want, tuple) else [want]
+    namespace: dict = {}
+    exec(compile(emit_python(arch), "gen.py", "exec"), namespace)
+    gen = namespace["build"]()
+    gen.load_state_dict(module.state_dict())
+    with torch.no_grad():
+        got = gen.eval()(*xs)
+    for g, w in zip(got if isinstance(got, tuple) else [got], want):
+        assert torch.allclose(g, w, atol=1e-6)
+    ort = Session(to_onnx(arch, module=module), providers="cpu").run(*[x.numpy() for x in xs])
+    assert len(ort) == len(want)
+    for g, w in zip(ort, want):
+        assert g.shape == tuple(w.shape)
+        assert float(abs(torch.from_numpy(g) - w).max()) <= 1e-4 * max(1.0, float(w.abs().max()))
+    return module, xs, want
+
+
+def test_shuffle_unit_equals_torchvision_code(tmp_path):
+    torch = pytest.importorskip("torch")
+    arch = load(tmp_path, SHUFFLE_UNIT)
+    names = [n.name for n in arch.nodes]
+    assert names[1:3] == ["1.x1", "1.x2"] and names[-1] == "crop"
+    assert arch.node("crop").shape == (8, 2, 4)
+    module, (x,), (rows, a, c) = run_everywhere(arch)
+    # torchvision's InvertedResidual (stride 1) and channel_shuffle, written out
+    sd = module.state_dict()
+    bn = torch.nn.BatchNorm2d(4).eval()
+    bn.load_state_dict({k.split(".", 2)[-1]: v for k, v in sd.items() if k.startswith("branch2.1.")})
+    with torch.no_grad():
+        y = torch.nn.functional.conv2d(x, sd["0.weight"], sd["0.bias"])
+        x1, x2 = y.chunk(2, dim=1)
+        b = torch.relu(bn(torch.nn.functional.conv2d(x2, sd["branch2.0.weight"], padding=1)))
+        out = torch.cat((x1, b), dim=1)
+        n, ch, h, w = out.shape
+        out = out.view(n, 2, ch // 2, h, w).transpose(1, 2).contiguous().view(n, ch, h, w)
+    assert torch.allclose(a, out[:, :3], atol=1e-6) and torch.allclose(c, out[:, 3:], atol=1e-6)
+    assert torch.allclose(rows, torch.relu(out[:, :, 4:6]), atol=1e-6)
+
+
+def test_crop_by_split_shifts_the_receptive_field(tmp_path):
+    report = archspec.analyze(load(tmp_path, SHUFFLE_UNIT))
+    # branch2's 3x3 conv (pad 1) sees 3 pixels from -1; rows 4..5 of that map start at input row 3
+    assert report.layer("3").receptive_field.padding == (1, 1)
+    assert report.layer("6.r2").receptive_field.padding == (-3, 1)
+    assert report.layer("crop").receptive_field.padding == (-3, 0)
+    assert report.layer("crop").receptive_field.size == (3, 3)
+
+
+@pytest.mark.parametrize("stmt, where, what", [
+    ("chunk(3) as a, b", (4, 5), "chunk(3) of an axis of size 8"),
+    ("chunk(2) as a, b, c", (4, 17), "chunk() makes 2 tensors, 3 names are given"),
+    ("chunk(2)", (4, 5), "chunk() makes 2 tensors: name them"),
+    ("chunk(10 ** 9) as a, b", (4, 5), "chunk(1000000000) of an axis of size 8"),
+    ("split([3, 4]) as a, b", (4, 5), "add up to 7, the axis has 8"),
+    ("split(2, dim = 3) as a, b", (4, 5), "dim 3 is out of range"),
+    ("relu() as a", (4, 15), "only an op that cuts its input"),
+    ("chunk(2, index = 2)", (4, 5), "index 2 is out of range"),
+    ("channel_shuffle(3)", (4, 5), "groups must divide the channels"),
+    ("channel_shuffle(10 ** 9)", (4, 5), "groups must divide the channels"),
+])
+def test_channel_op_errors(tmp_path, stmt, where, what):
+    d = error(tmp_path, f"arch bad\ninput image: [8, 4, 4]\nnetwork {{\n    {stmt}\n}}\n")
+    assert what in d.message and (d.pos.line, d.pos.col) == where, (d.message, d.pos)
