@@ -22,7 +22,8 @@ JSON (`Report.to_dict`, `archspec analyze --format json`), stable keys:
     name, variant            the architecture and variant
     input, outputs           {tensor name: shape without batch}
     params, buffers          trainable parameters; non-trainable state (BN running stats)
-    macs, flops              conv and linear multiply-accumulates; flops = 2 * macs
+    macs, flops              conv and linear multiply-accumulates of inference (layers only training
+                             outputs need are left out, as eval mode skips them); flops = 2 * macs
     memory                   {"outputs": bytes, "peak": bytes}: float32, batch 1; outputs is the sum of
                              every node's output, peak the most bytes alive in a forward in IR order
                              that frees each tensor after its last use (no in-place ops assumed)
@@ -316,11 +317,12 @@ def _analyze(arch: Architecture) -> Report:
                             op.macs(a, ins, out), field, str(node.span)))
 
     outputs = {o.name: shapes[o.node] for o in arch.outputs}
+    training = arch.training_only()
     return Report(
         name=arch.name, variant=arch.variant,
         inputs={i.name: i.shape for i in arch.inputs}, outputs=outputs,
         params=sum(r.params for r in layers), buffers=sum(r.buffers for r in layers),
-        macs=sum(r.macs for r in layers),
+        macs=sum(r.macs for r in layers if r.name not in training),  # inference: eval mode skips these
         memory=_memory(arch, layers),
         receptive_field=_network_field(arch, fields, shapes),
         layers=tuple(layers), warnings=tuple(warnings),

@@ -567,13 +567,17 @@ class Lowerer:
         return self.run_body(body, frame, inner, start)
 
     def s_output_stmt(self, stmt, frame, cursor, cur, label):
-        for tok in stmt.children:
+        training, *names = stmt.children
+        if training is None and any(o.training for o in self.outputs):
+            raise EvalError("inference outputs come before training outputs", stmt,
+                            "declare 'output training ...' last: training mode returns them after the others")
+        for tok in names:
             t = frame.lookup(tok)
             if not isinstance(t, Tensor):
                 raise EvalError(f"'{tok}' is {a_type(t)}, not a saved tensor", tok, f"save it first: 'save {tok}'")
             if any(o.name == tok.value for o in self.outputs):
                 raise EvalError(f"output '{tok}' declared twice", tok)
-            self.outputs.append(Output(name=tok.value, node=t.name))
+            self.outputs.append(Output(name=tok.value, node=t.name, training=training is not None))
         return cur
 
     def s_budget_stmt(self, stmt, frame, cursor, cur, label):
@@ -768,6 +772,10 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_s
         return None
     if not low.nodes:
         errors.append(Diagnostic("the network has no layers", module.network_pos))
+        return None
+    if low.outputs and all(o.training for o in low.outputs):
+        errors.append(Diagnostic("every output is a training output: inference would compute nothing",
+                                 module.network_pos, "declare the inference outputs with 'output NAME' first"))
         return None
     outputs = low.outputs or [Output(name="output", node=last.name)]
     arch = Architecture(name=module.arch or module.path.stem, variant=variant, params=params, inputs=tuple(inputs),

@@ -341,6 +341,11 @@ def cnn_stmt(gen: SpecGenerator, s: Scope) -> str:
         return f"{label}: {gen.op_call(s)}"
     if k == 3:
         return f"{c.choice(['chunk', 'split'])}({gen.expr(s, 2)}, index = {c.choice(['0', '1', '-1', gen.expr(s, 2)])})"
+    if k == 4 and s.saved:
+        return f"output training {', '.join(c.choice(s.saved) for _ in range(c.int(1, 2)))}"
+    if k == 5:
+        return f"channel_affine({c.choice(['0.5', '[1.0, 2.0, 3.0]', '1e308 * 10', gen.expr(s, 2)])}, " \
+               f"{c.choice(['0', '[0.1] * in.channels', '[1, 2]', gen.expr(s, 2)])})"
     return gen.op_call(s)
 
 

@@ -412,13 +412,14 @@ def to_onnx(arch: Architecture, path: str | Path | None = None, module=None, sta
     taken = {i.name for i in arch.inputs} | {n.name for n in arch.nodes}
     renamed: dict[str, str] = {}
     for o in arch.outputs:
-        if o.node not in renamed and (o.name == o.node or o.name not in taken):
+        if not o.training and o.node not in renamed and (o.name == o.node or o.name not in taken):
             renamed[o.node] = o.name
     into = {layer: bn for bn, layer in folded.items()}  # conv/linear -> the bn folded into it
 
+    training = arch.training_only()  # ONNX is inference: training outputs and what only they need are left out
     for node in arch.nodes:
         g.current = node
-        if node.name in folded:  # its conv already computed it
+        if node.name in folded or node.name in training:  # folded: its conv already computed it
             continue
         target = into.get(node.name, node.name)
         out = renamed.get(target, target)
@@ -434,6 +435,8 @@ def to_onnx(arch: Architecture, path: str | Path | None = None, module=None, sta
     batch = "batch" if dynamic_batch else 1
     outputs = []
     for o in arch.outputs:
+        if o.training:
+            continue
         value = g.values[o.node]
         if value != o.name:  # two outputs of one node, or a name clash: a named Identity
             g.current = arch.node(o.node)

@@ -25,3 +25,11 @@ def _shuffle(g: Emitter, n: Node, out: str) -> None:
     split = g.const("grouped", [0, groups, shape[0] // groups, -1], np.int64)
     y = g.emit("Transpose", [g.emit("Reshape", [g.input(n), split])], perm=[0, 2, 1, 3])
     g.emit("Reshape", [y, g.const("shape", [0, *shape], np.int64)], out)
+
+
+@lowering("channel_affine")
+def _affine(g: Emitter, n: Node, out: str) -> None:
+    rank = len(g.shapes[n.inputs[0]])
+    per_channel = lambda v: np.asarray(v).reshape((-1,) + (1,) * (rank - 1))  # noqa: E731
+    y = g.emit("Mul", [g.input(n), g.const("scale", per_channel(n.attrs["scale"]))])
+    g.emit("Add", [y, g.const("shift", per_channel(n.attrs["shift"]))], out)

@@ -117,7 +117,12 @@ class _Names:
             self.free.append(name)
 
 
-def _forward_lines(arch: Architecture) -> list[str]:
+def _forward_lines(arch: Architecture, inference: bool = False) -> list[str]:
+    """The body of forward; `inference`: without the training outputs and the nodes only they need."""
+    if inference and any(o.training for o in arch.outputs):
+        skip = arch.training_only()
+        arch = arch.model_copy({"nodes": tuple(n for n in arch.nodes if n.name not in skip),
+                                "outputs": tuple(o for o in arch.outputs if not o.training)})
     last_use: dict[str, int] = {}
     for i, node in enumerate(arch.nodes):
         for name in node.inputs:
@@ -181,7 +186,7 @@ def emit_python(arch: Architecture, inplace: bool = True, command: str | None = 
     out.append("from torch import nn\n")
     shapes = ", ".join(f"{i.name!r}: {tuple(i.shape)!r}" for i in arch.inputs)
     out.append(f"# Input shapes without the batch axis.\nINPUT_SHAPES = {{{shapes}}}")
-    out.append(f"OUTPUT_NAMES = {tuple(o.name for o in arch.outputs)!r}\n")
+    out.append(f"OUTPUT_NAMES = {tuple(o.name for o in arch.outputs if not o.training)!r}  # in eval mode\n")
     out.append("")
     if any(not _attr_ok(n.name.split(".")[0]) for n, _ in specs):
         out.append(_SCOPE_HELP + "\n")
@@ -216,8 +221,19 @@ def emit_python(arch: Architecture, inplace: bool = True, command: str | None = 
     out.append("")
     sig = ", ".join(f"{i.name}: torch.Tensor" for i in arch.inputs)
     ret = "torch.Tensor" if len(arch.outputs) == 1 else "tuple[torch.Tensor, ...]"
-    out.append(f"    def forward(self, {sig}) -> {ret}:")
-    out.extend(f"        {line}" for line in _forward_lines(arch))
+    if any(o.training for o in arch.outputs):  # training mode also returns the training outputs
+        ret = "torch.Tensor | tuple[torch.Tensor, ...]"
+        out.append(f"    def forward(self, {sig}) -> {ret}:")
+        out.append("        if self.training:")
+        out.append(f"            return self._forward_train({', '.join(i.name for i in arch.inputs)})")
+        out.extend(f"        {line}" for line in _forward_lines(arch, inference=True))
+        out.append("")
+        out.append(f"    def _forward_train(self, {sig}) -> tuple[torch.Tensor, ...]:")
+        out.append('        """Training mode: every output, the training ones included."""')
+        out.extend(f"        {line}" for line in _forward_lines(arch))
+    else:
+        out.append(f"    def forward(self, {sig}) -> {ret}:")
+        out.extend(f"        {line}" for line in _forward_lines(arch))
     out.append("\n")
     out.append(f"Model = {cls}\n\n")
     out.append(f"def build() -> {cls}:")

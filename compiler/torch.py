@@ -400,20 +400,24 @@ def build_tree(arch: Architecture, inplace: bool = True) -> nn.Module:
     return root
 
 
-def build_graph(arch: Architecture) -> fx.Graph:
-    """Straight-line dataflow: one call_module per layer, call_function for merges."""
+def build_graph(arch: Architecture, inference: bool = False) -> fx.Graph:
+    """Straight-line dataflow: one call_module per layer, call_function for merges. `inference`: without
+    the training outputs and the nodes only they need (what eval mode runs)."""
     graph = fx.Graph()
     env: dict[str, fx.Node] = {}
+    skip = arch.training_only() if inference else set()
     for inp in arch.inputs:
         env[inp.name] = graph.placeholder(inp.name)
     for node in arch.nodes:
+        if node.name in skip:
+            continue
         args = [env[i] for i in node.inputs]
         if node.op in MERGES:
             env[node.name] = MERGES[node.op].fx(graph, args, node.attrs)
         else:
             env[node.name] = graph.call_module(node.name, (args[0],))
         env[node.name].meta["archspec_node"] = node.name  # for tools (and tests) that map fx back to the IR
-    outs = [env[o.node] for o in arch.outputs]
+    outs = [env[o.node] for o in arch.outputs if not (inference and o.training)]
     graph.output(outs[0] if len(outs) == 1 else tuple(outs))
     graph.lint()
     return graph
@@ -440,10 +444,14 @@ def to_torch(arch: Architecture, weights: str | Path | dict | None = None, stric
     Raises archspec.SpecError, with spec positions, for ops without a lowering and for bad weights."""
     root = build_tree(arch, inplace=inplace)
     apply_init(arch, root)
-    module = fx.GraphModule(root, build_graph(arch), class_name=class_name(arch))
+    if any(o.training for o in arch.outputs):  # eval mode runs another graph (compiler/torch_cnn.py)
+        module = torch_cnn.TrainEvalGraphModule(root, build_graph(arch), build_graph(arch, inference=True),
+                                                class_name=class_name(arch))
+    else:
+        module = fx.GraphModule(root, build_graph(arch), class_name=class_name(arch))
     # GraphModule copies the leaves in graph order, which is IR order: state_dict order is preserved.
     info = {"arch_name": arch.title, "input_names": tuple(i.name for i in arch.inputs),
-            "output_names": tuple(o.name for o in arch.outputs)}
+            "output_names": tuple(o.name for o in arch.outputs if not o.training)}
     for key, value in info.items():
         setattr(module, key, value)
     # GraphModule's deepcopy rebuilds the module and keeps only the attributes listed here.

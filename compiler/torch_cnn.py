@@ -4,7 +4,9 @@ the standalone source emitter copies its class into the generated file."""
 from __future__ import annotations
 
 import torch
+import torch.fx as fx
 from torch import nn
+from torch.fx.graph_module import _forward_from_src
 
 from .torch import ALIASING, CUSTOM_MODULES, ModuleSpec, lowering
 
@@ -39,7 +41,20 @@ class ChannelShuffle(nn.Module):
         return f"groups={self.groups}"
 
 
-CUSTOM_MODULES.update({"Narrow": Narrow, "ChannelShuffle": ChannelShuffle})
+class ChannelAffine(nn.Module):
+    """x * scale[c] + shift[c] with constant per-channel lists (no parameters, nothing in the state_dict)."""
+
+    def __init__(self, scale: list[float], shift: list[float]) -> None:
+        super().__init__()
+        self.scale, self.shift = scale, shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = [-1] + [1] * (x.dim() - 2)
+        scale = torch.tensor(self.scale, dtype=x.dtype, device=x.device).view(shape)
+        return x * scale + torch.tensor(self.shift, dtype=x.dtype, device=x.device).view(shape)
+
+
+CUSTOM_MODULES.update({"Narrow": Narrow, "ChannelShuffle": ChannelShuffle, "ChannelAffine": ChannelAffine})
 ALIASING.update({"chunk", "split"})  # a part is a view: an in-place activation on it would write into its input
 
 
@@ -48,6 +63,44 @@ def _part(a, shape):
     return ModuleSpec("Narrow", (a["dim"] + 1, a["start"], a["length"]))  # +1: the batch axis
 
 
+@lowering("channel_affine")
+def _affine(a, shape):
+    return ModuleSpec("ChannelAffine", (a["scale"], a["shift"]))
+
+
 @lowering("channel_shuffle")
 def _shuffle(a, shape):
     return ModuleSpec("ChannelShuffle", (a["groups"],))
+
+
+class TrainEvalGraphModule(fx.GraphModule):
+    """A GraphModule that runs its graph (every output) in training mode and `eval_graph` (the inference
+    outputs alone, without the nodes only training outputs need) in eval mode, as torchvision's
+    Inception-v3 and GoogLeNet do with their aux heads. The modules come from the full graph, in IR
+    order, so the state_dict holds the aux heads where torchvision has them."""
+
+    def __init__(self, root: nn.Module, graph: fx.Graph, eval_graph: fx.Graph, class_name: str = "GraphModule"):
+        self.__dict__["_eval_graph"] = eval_graph  # before GraphModule.__init__, whose recompile reads it
+        super().__init__(root, graph, class_name=class_name)
+
+    def recompile(self):
+        code = super().recompile()  # the training forward, from the full graph
+        eval_graph = self.__dict__.get("_eval_graph")
+        if eval_graph is not None:
+            eval_code = eval_graph.python_code(root_module="self")
+            train_forward, eval_forward = type(self).forward, _forward_from_src(eval_code.src, eval_code.globals)
+
+            def forward(self, *args):
+                return train_forward(self, *args) if self.training else eval_forward(self, *args)
+            type(self).forward = forward
+        return code
+
+    def _deepcopy_init(self):
+        def init(res, fake_mod, graph):
+            res.__dict__["_eval_graph"] = fake_mod.__dict__["_eval_graph"]
+            fx.GraphModule.__init__(res, fake_mod, graph)
+        return init
+
+    def __reduce__(self):
+        raise TypeError("a model with training-only outputs cannot be pickled whole (pickling keeps one forward); "
+                        "save its state_dict and rebuild it with to_torch")

@@ -189,3 +189,82 @@ def test_crop_by_split_shifts_the_receptive_field(tmp_path):
 def test_channel_op_errors(tmp_path, stmt, where, what):
     d = error(tmp_path, f"arch bad\ninput image: [8, 4, 4]\nnetwork {{\n    {stmt}\n}}\n")
     assert what in d.message and (d.pos.line, d.pos.col) == where, (d.message, d.pos)
+
+
+# ---------------------------------------------------------------- training-only outputs, constant affines
+
+AUX = """\
+    arch with_aux
+    param aux = true
+    input image: [3, 16, 16]
+    network {
+        transform_input: channel_affine([0.229 / 0.5, 0.224 / 0.5, 0.225 / 0.5],
+                                        [(0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 0.5) / 0.5])
+        stem: conv(8, 3, pad = 1);  relu();  save feats
+        if aux {
+            from feats { aux_head: { gap();  flatten();  fc: linear(5) };  save aux_logits }
+        }
+        from feats {
+            body: conv(8, 3, stride = 2, pad = 1)
+            head: { gap();  flatten();  fc: linear(5) }
+            save logits
+        }
+        output logits
+        if aux { output training aux_logits }
+    }
+    """
+
+
+def test_training_outputs_cost_nothing_at_inference(tmp_path):
+    with_aux, without = load(tmp_path, AUX), load(tmp_path, AUX, aux=False)
+    assert [(o.name, o.training) for o in with_aux.outputs] == [("logits", False), ("aux_logits", True)]
+    assert with_aux.training_only() == {"aux_head.0", "aux_head.1", "aux_head.fc"}
+    full, plain = archspec.analyze(with_aux), archspec.analyze(without)
+    assert full.params == plain.params + 8 * 5 + 5       # the aux head's weights are there ...
+    assert full.macs == plain.macs                       # ... but inference never runs it
+    assert full.layer("aux_head.fc").macs == 40           # its own cost is still shown
+
+
+def test_training_outputs_in_torch_onnx_and_source(tmp_path):
+    torch, to_torch, to_onnx, emit_python, Session = backends()
+    import copy
+    import pickle
+    arch = load(tmp_path, AUX)
+    module = to_torch(arch)
+    keys = list(module.state_dict())
+    assert keys.index("aux_head.fc.weight") < keys.index("body.weight")  # IR order, as torchvision's
+    x = torch.randn(2, 3, 16, 16)
+    logits, aux_logits = module.train()(x)
+    assert aux_logits.shape == (2, 5)
+    with torch.no_grad():
+        y = module.eval()(x)
+    assert isinstance(y, torch.Tensor) and torch.equal(y, logits.detach())
+    assert module.output_names == ("logits",)
+    twin = copy.deepcopy(module)
+    assert torch.equal(twin.eval()(x), y) and len(twin.train()(x)) == 2
+    with pytest.raises(TypeError, match="state_dict"):
+        pickle.dumps(module)
+    # transform_input, written as torchvision does
+    ch = [torch.unsqueeze(x[:, i], 1) * (s / 0.5) + (m - 0.5) / 0.5
+          for i, (s, m) in enumerate(zip([0.229, 0.224, 0.225], [0.485, 0.456, 0.406]))]
+    assert torch.equal(module.get_submodule("transform_input")(x), torch.cat(ch, 1))
+    # the emitted source behaves alike; ONNX has the inference output alone
+    run_everywhere(arch)
+    namespace: dict = {}
+    exec(compile(emit_python(arch), "gen.py", "exec"), namespace)
+    gen = namespace["build"]()
+    gen.load_state_dict(module.state_dict())
+    assert [t.shape for t in gen.train()(x)] == [(2, 5), (2, 5)]
+    assert [o.name for o in to_onnx(arch, module=module).graph.output] == ["logits"]
+
+
+@pytest.mark.parametrize("body, what", [
+    ("save a;  output training a;  output a", "inference outputs come before training outputs"),
+    ("save a;  output training a", "every output is a training output"),
+    ("channel_affine([1.0, 2.0])", "scale has 2 values for 3 channels"),
+    ("channel_affine(1.0, shift = [1, 2, 3, 4])", "shift has 4 values for 3 channels"),
+    ('channel_affine("x")', "expects a number"),
+])
+def test_training_output_and_affine_errors(tmp_path, body, what):
+    d = error(tmp_path, f"arch bad\ninput image: [3, 4, 4]\nnetwork {{\n    relu();  {body}\n}}\n")
+    assert what in d.message and d.pos is not None and d.pos.line in (3, 4), (d.message, d.pos)

@@ -107,8 +107,9 @@ def _per_axis(item):
 
 # The kinds an op argument's annotation may name (`out: PosInt`, `stride: PosInts | None = None`).
 KINDS = {"Int": _int, "PosInt": _pos_int, "NonNegInt": _non_neg_int, "Float": _float, "Prob": _prob,
-         "Bool": _bool, "PosInts": _per_axis(_pos_int), "NonNegInts": _per_axis(_non_neg_int)}
-Int, PosInt, NonNegInt, Float, Prob, Bool, PosInts, NonNegInts = KINDS.values()
+         "Bool": _bool, "PosInts": _per_axis(_pos_int), "NonNegInts": _per_axis(_non_neg_int),
+         "Floats": _per_axis(_float)}
+Int, PosInt, NonNegInt, Float, Prob, Bool, PosInts, NonNegInts, Floats = KINDS.values()
 _REQUIRED = object()
 
 

@@ -5,7 +5,7 @@ is `chunk(2, index = 1)`. A part along a spatial axis is a crop: its receptive f
 """
 from __future__ import annotations
 
-from .base import RF, Attrs, Int, NonNegInt, Op, PosInt, PosInts, ShapeError, register
+from .base import RF, Attrs, Floats, Int, NonNegInt, Op, PosInt, PosInts, ShapeError, register
 
 
 def _axis(dim: int, shape) -> int:
@@ -126,3 +126,30 @@ class ChannelShuffle(Op):
         if c % args.groups:
             raise ShapeError(f"channel_shuffle({args.groups}) of {c} channels: groups must divide the channels")
         return {"groups": args.groups, "channels": c}
+
+
+class AffineArgs(Attrs):
+    scale: Floats
+    shift: Floats = 0.0
+
+
+@register
+class ChannelAffine(Op):
+    name = "channel_affine"
+    doc = ("A constant per-channel x * scale + shift, no parameters (Inception-v3's transform_input): "
+           "channel_affine(scale, shift=0.0), one value or one per channel each.")
+    Args = AffineArgs
+    positional = ("scale", "shift")
+    example = (([0.5, 2.0],), {"shift": [0.25, -1.0]}, [(2, 6, 6)])
+
+    @classmethod
+    def normalize(cls, args, ins):
+        c = ins[0][0]
+        out = {}
+        for name in ("scale", "shift"):
+            v = getattr(args, name)
+            values = v if isinstance(v, list) else [v]
+            if len(values) not in (1, c):
+                raise ShapeError(f"{name} has {len(values)} values for {c} channels", "give one value, or one per channel")
+            out[name] = [float(x) for x in values] * (c if len(values) == 1 else 1)
+        return out
