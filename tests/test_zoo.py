@@ -68,8 +68,10 @@ def params_of(arch) -> int:
 
 
 def macs_of(arch) -> int:
-    shapes = arch.shapes()
-    return sum(REGISTRY[n.op].macs(n.attrs, [shapes[i] for i in n.inputs], n.shape) for n in arch.nodes)
+    """Of inference: eval mode skips the layers only training outputs need (Inception-v3's aux head)."""
+    shapes, training = arch.shapes(), arch.training_only()
+    return sum(REGISTRY[n.op].macs(n.attrs, [shapes[i] for i in n.inputs], n.shape)
+               for n in arch.nodes if n.name not in training)
 
 
 # ---------------------------------------------------------------- every model loads and follows the conventions
@@ -189,7 +191,8 @@ def test_compiled_module_matches_ir_and_reference(name):
     with torch.device("meta"):
         y = module(*[torch.empty(2, *i.shape) for i in arch.inputs])
     ys = y if isinstance(y, tuple) else (y,)
-    assert [tuple(t.shape) for t in ys] == [(2, *arch.node(o.node).shape) for o in arch.outputs]
+    inference = [o for o in arch.outputs if not o.training]  # eval mode returns these alone
+    assert [tuple(t.shape) for t in ys] == [(2, *arch.node(o.node).shape) for o in inference]
 
 
 def test_googlenet_aux_heads_follow_torchvision():
@@ -210,6 +213,33 @@ def test_googlenet_aux_heads_follow_torchvision():
     assert [[k, list(v.shape)] for k, v in module.state_dict().items()] == plain[:-2] + aux + plain[-2:]
     dropouts = [m.p for n, m in module.named_modules() if n.startswith("aux1.") and isinstance(m, torch.nn.Dropout)]
     assert dropouts == [pytest.approx(0.7)]
+
+
+def test_inception_v3_aux_head_and_transform_input_follow_torchvision():
+    """torchvision's Inception3: (logits, aux_logits) in training mode, the logits alone in eval, whose MACs the
+    analyzer counts (test_zoo_modern checks them against the reference); aux_logits = false drops the AuxLogits
+    weights; transform_input rescales each channel, x * std / 0.5 + (mean - 0.5) / 0.5, before Conv2d_1a_3x3."""
+    import torch
+    from compiler import to_torch
+    torch.manual_seed(0)
+    arch = model("inception_v3")
+    module = to_torch(arch)
+    x = torch.randn(2, 3, 299, 299)
+    with torch.no_grad():
+        logits, aux = module.train()(x)
+        assert logits.shape == aux.shape == (2, 1000)
+        out = module.eval()(x)
+        assert isinstance(out, torch.Tensor) and out.shape == (2, 1000)
+        transformed = to_torch(model("inception_v3", transform_input=True)).eval()
+        transformed.load_state_dict(module.state_dict())
+        mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+        std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+        torch.testing.assert_close(transformed(x), module(x * (std / 0.5) + (mean - 0.5) / 0.5))
+    plain = model("inception_v3", aux_logits=False)
+    assert archspec.analyze(plain).macs == archspec.analyze(arch).macs
+    assert archspec.analyze(plain).params < archspec.analyze(arch).params
+    keys = [k for k, *_ in modern()["inception_v3"]["state_dict"] if not k.startswith("AuxLogits.")]
+    assert list(_compile_meta(plain).state_dict()) == keys
 
 
 # ---------------------------------------------------------------- overrides from the API and the CLI
