@@ -242,6 +242,25 @@ def test_inception_v3_aux_head_and_transform_input_follow_torchvision():
     assert list(_compile_meta(plain).state_dict()) == keys
 
 
+# torchvision's documented smallest inputs (its weights' "min_size"); SqueezeNet's are tight: a pixel less leaves
+# its last ceil-mode pool without a window, which the analyzer must refuse at the pool, as torch does.
+# Inception-v3's 75 holds for inference: at 75 the aux head's 5x5 pool would not fit (nor does it in torch).
+MIN_SIZES = [("squeezenet1_0", 21, True, {}), ("squeezenet1_1", 17, True, {}), ("efficientnet_v2_s", 33, False, {}),
+             ("inception_v3", 75, False, {"aux_logits": False})] + \
+    [(f"mnasnet{w}", 1, False, {}) for w in ("0_5", "0_75", "1_0", "1_3")] + \
+    [(f"regnet_{xy}_400mf", 1, False, {}) for xy in "xy"] + [("shufflenet_v2_x1_0", 1, False, {})]
+
+
+@pytest.mark.parametrize("name, size, tight, overrides", [m for m in MIN_SIZES if m[0] in MODELS])
+def test_documented_minimum_input_size(name, size, tight, overrides):
+    arch = archspec.load(name, input_size=(size, size), **overrides)
+    assert [arch.node(o.node).shape for o in arch.outputs] == [(1000,)]
+    if tight:
+        with pytest.raises(archspec.SpecError, match="too small") as err:
+            archspec.load(name, input_size=(size - 1, size - 1), **overrides)
+        assert "maxpool" in str(err.value)
+
+
 # ---------------------------------------------------------------- overrides from the API and the CLI
 
 @pytest.mark.parametrize("name", MODELS)

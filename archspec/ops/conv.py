@@ -9,12 +9,12 @@ from .base import Attrs, Bool, NonNegInts, Op, PosInt, PosInts, RF, ShapeError, 
 def conv_out(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> int:
     """PyTorch's output size of a sliding window (conv and pooling, ceil mode included)."""
     span = size + 2 * p - d * (k - 1) - 1
-    if span < 0:
-        return 0
-    n = (math.ceil(span / s) if ceil else span // s) + 1
+    # PyTorch rounds down (toward -inf): in ceil mode a window may overhang the input's end, so a 2x2 input
+    # gives 1x1 under maxpool(3, stride = 2, ceil = true), as nn.MaxPool2d does.
+    n = (span + (s - 1 if ceil else 0)) // s + 1
     if ceil and (n - 1) * s >= size + p:  # the last window must start inside the input or left padding
         n -= 1
-    return n
+    return max(n, 0)
 
 
 class ConvArgs(Attrs):
