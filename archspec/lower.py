@@ -222,6 +222,16 @@ class Lowerer:
             self.error(f"the network has more than {self.limits.max_nodes} nodes", where,
                        "lower the repeat counts, or raise Limits.max_nodes")
             raise _Abort()
+        # One layer past the network's limits (an upsample by 10**9): said here, at the layer.
+        if op_table.numel(shape) * 4 > self.limits.max_activation_bytes:
+            self.error(f"{op.name}: its output {list(shape)} would take {op_table.numel(shape) * 4:,} bytes, over "
+                       f"the limit of {self.limits.max_activation_bytes:,}", where,
+                       "check the scale, stride or size arguments, or raise Limits.max_activation_bytes")
+            return Tensor(name, None, pos)
+        if op.params(attrs, shapes, shape) > self.limits.max_params:
+            self.error(f"{op.name}: {op.params(attrs, shapes, shape):,} parameters, over the limit of "
+                       f"{self.limits.max_params:,}", where, "check the kernel and channel arguments")
+            return Tensor(name, None, pos)
         self.nodes.append(Node(name=name, op=op.name, inputs=tuple(t.name for t in inputs), attrs=attrs,
                                shape=shape, span=self.span(pos)))
         return Tensor(name, shape, pos)
@@ -599,7 +609,7 @@ def _rank_hint(op, shape) -> str:
     if op.ranks == (1,):
         return "flatten() the tensor first"
     if len(shape) == 1:
-        return f"{op.name}() works on [C, H, W] or [C, L] tensors; this one is already flat"
+        return f"{op.name}() works on [C, L], [C, H, W] or [C, D, H, W] tensors; this one is already flat"
     return f"{op.name}() accepts tensors of rank {', '.join(map(str, op.ranks))}"
 
 
@@ -731,8 +741,8 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_s
                     or any(isinstance(d, bool) or not isinstance(d, int) for d in shape)):
                 raise EvalError(f"an input shape is a list of integers, got {shape!r}", expr,
                                 "for example: input image: [3, 224, 224]")
-            if len(shape) > 3:
-                raise EvalError(f"inputs have up to 3 axes without the batch ([C, H, W]), got {len(shape)}", expr)
+            if len(shape) > 4:
+                raise EvalError(f"inputs have up to 4 axes without the batch ([C, D, H, W]), got {len(shape)}", expr)
             if input_size is not None and not inputs:  # --input HxW: the first input's spatial size
                 if len(input_size) != len(shape) - 1:
                     raise EvalError(f"input '{tok}' has {len(shape) - 1} spatial axes, but {len(input_size)} sizes "

@@ -40,7 +40,7 @@ from archspec.resources import zoo_dir  # noqa: E402
 REGRESSIONS = REPO / "tests" / "fixtures" / "fuzz_regressions"
 # Tighter than the defaults so that a mutated repeat count cannot make one case take seconds; the limits
 # themselves are tested in tests/test_limits.py.
-FUZZ_LIMITS = Limits(max_nodes=20_000, max_steps=200_000, max_built_items=2_000_000, max_sequence=200_000)
+FUZZ_LIMITS = Limits(max_nodes=5_000, max_steps=200_000, max_built_items=2_000_000, max_sequence=200_000)
 TIME_BOUND = 5.0  # seconds a case may take (a loaded CI machine; cases take ~10 ms)
 
 
@@ -323,7 +323,7 @@ def cnn_stmt(gen: SpecGenerator, s: Scope) -> str:
     """Issue 14's constructs: parts named with `as`, channel shuffle, dashed labels, training-only outputs,
     resampling and 3-D ops, often with hostile arguments (huge scales, parts, groups)."""
     c = gen.c
-    k = c.int(0, 5)
+    k = c.int(0, 9)
     if k == 0:
         names = [f"p{gen.label_n}_{i}" for i in range(c.int(1, 3))]
         gen.label_n += 1
@@ -346,6 +346,17 @@ def cnn_stmt(gen: SpecGenerator, s: Scope) -> str:
     if k == 5:
         return f"channel_affine({c.choice(['0.5', '[1.0, 2.0, 3.0]', '1e308 * 10', gen.expr(s, 2)])}, " \
                f"{c.choice(['0', '[0.1] * in.channels', '[1, 2]', gen.expr(s, 2)])})"
+    if k == 6:
+        mode = c.choice(['', ', mode = "bilinear"', ', mode = "linear", align_corners = true', ', mode = "cubic"'])
+        return c.choice([f"upsample({c.choice(['2', '[2, 1]', '10 ** 9', '0', gen.expr(s, 2)])}{mode})",
+                         f"interpolate({c.choice(['in.shape[1:]', '[7, 9]', '3', '10 ** 9', gen.expr(s, 2)])}{mode})"])
+    if k == 7:
+        return f"conv_transpose({c.choice(['8', 'in.channels', '10 ** 9'])}, {c.choice(['2', '3', '[2, 1]', '10 ** 6'])}, " \
+               f"stride = {c.choice(['2', '1', '10 ** 6'])}, pad = {c.choice(['0', '1', '5'])}, " \
+               f"output_pad = {c.choice(['0', '1', '3'])})"
+    if k == 8:
+        return c.choice([f"center_crop({c.choice(['2', 'in.height - 2', '[1, 1]', '10 ** 9', '0'])})",
+                         f"pixel_shuffle({c.choice(['2', '1', '10 ** 9', '3'])})"])
     return gen.op_call(s)
 
 

@@ -237,6 +237,14 @@ def _adaptive(g: Emitter, n: Node, out: str) -> None:
             return m
         if len(spatial) == 1:
             g.emit("MatMul", [x, g.const("pool_l", matrix(spatial[0], size[0]))], out)
+        elif len(spatial) == 3:  # [N, C, D, H, W]: each axis moved last in turn, pooled, moved back
+            y = x
+            for axis in (4, 3, 2):
+                perm = [0, 1, 2, 3, 4]
+                perm[axis], perm[4] = 4, axis
+                pooled = g.emit("MatMul", [g.emit("Transpose", [y], perm=perm),
+                                           g.const(f"pool_{axis}", matrix(spatial[axis - 2], size[axis - 2]))])
+                y = g.emit("Transpose", [pooled], out if axis == 2 else None, perm=perm)
         else:
             y = g.emit("MatMul", [x, g.const("pool_w", matrix(spatial[1], size[1]))])
             g.emit("MatMul", [g.const("pool_h", matrix(spatial[0], size[0]).T), y], out)

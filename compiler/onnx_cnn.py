@@ -33,3 +33,40 @@ def _affine(g: Emitter, n: Node, out: str) -> None:
     per_channel = lambda v: np.asarray(v).reshape((-1,) + (1,) * (rank - 1))  # noqa: E731
     y = g.emit("Mul", [g.input(n), g.const("scale", per_channel(n.attrs["scale"]))])
     g.emit("Add", [y, g.const("shift", per_channel(n.attrs["shift"]))], out)
+
+
+@lowering("upsample", "interpolate")
+def _resample(g: Emitter, n: Node, out: str) -> None:
+    a, x = n.attrs, g.input(n)
+    # Resize to exact sizes: [N, C] from the input's shape (the batch is dynamic), then the spatial sizes.
+    head = g.emit("Slice", [g.emit("Shape", [x]), g.const("zero", [0], np.int64), g.const("two", [2], np.int64)])
+    sizes = g.emit("Concat", [head, g.const("size", a["size"], np.int64)], axis=0)
+    if a["mode"] == "nearest":  # PyTorch: floor(u * in / out)
+        kw = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    else:
+        kw = dict(mode="linear", coordinate_transformation_mode="align_corners" if a["align_corners"]
+                  else "pytorch_half_pixel")
+    g.emit("Resize", [x, "", "", sizes], out, **kw)
+
+
+@lowering("conv_transpose")
+def _conv_transpose(g: Emitter, n: Node, out: str) -> None:
+    a = n.attrs
+    inputs = [g.input(n), g.weight(f"{n.name}.weight")]
+    if a["bias"]:
+        inputs.append(g.weight(f"{n.name}.bias"))
+    g.emit("ConvTranspose", inputs, out, kernel_shape=a["kernel"], strides=a["stride"], pads=list(a["pad"]) * 2,
+           output_padding=a["output_pad"], dilations=a["dilation"], group=a["groups"])
+
+
+@lowering("pixel_shuffle")
+def _pixel_shuffle(g: Emitter, n: Node, out: str) -> None:
+    g.emit("DepthToSpace", [g.input(n)], out, blocksize=n.attrs["factor"], mode="CRD")  # PyTorch's order
+
+
+@lowering("center_crop")
+def _center_crop(g: Emitter, n: Node, out: str) -> None:
+    a, axes = n.attrs, list(range(2, 2 + len(n.attrs["size"])))
+    ends = [b + s for b, s in zip(a["start"], a["size"])]
+    g.emit("Slice", [g.input(n), g.const("starts", a["start"], np.int64), g.const("ends", ends, np.int64),
+                     g.const("axes", axes, np.int64)], out)

@@ -104,3 +104,60 @@ class TrainEvalGraphModule(fx.GraphModule):
     def __reduce__(self):
         raise TypeError("a model with training-only outputs cannot be pickled whole (pickling keeps one forward); "
                         "save its state_dict and rebuild it with to_torch")
+
+
+class CenterCrop(nn.Module):
+    """The spatial window of `size` starting at `start` (per axis): U-Net's crop of a skip connection."""
+
+    def __init__(self, start: list[int], size: list[int]) -> None:
+        super().__init__()
+        self.start, self.size = start, size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for axis, (b, n) in enumerate(zip(self.start, self.size)):
+            x = x.narrow(axis + 2, b, n)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"start={self.start}, size={self.size}"
+
+
+CUSTOM_MODULES["CenterCrop"] = CenterCrop
+ALIASING.add("center_crop")
+
+
+def _one(values: list[int]):
+    return values[0] if len(set(values)) == 1 else tuple(values)
+
+
+@lowering("upsample", "interpolate")
+def _resample(a, shape):
+    kw = {"scale_factor": _one([float(s) for s in a["scale"]])} if "scale" in a else {"size": _one(a["size"])}
+    kw["mode"] = a["mode"]
+    if a["mode"] != "nearest":
+        kw["align_corners"] = a["align_corners"]
+    return ModuleSpec("Upsample", (), kw)
+
+
+@lowering("conv_transpose")
+def _conv_transpose(a, shape):
+    kw = {"kernel_size": _one(a["kernel"])}
+    for key, name, default in (("stride", "stride", 1), ("pad", "padding", 0), ("output_pad", "output_padding", 0),
+                               ("dilation", "dilation", 1)):
+        if any(v != default for v in a[key]):
+            kw[name] = _one(a[key])
+    if a["groups"] != 1:
+        kw["groups"] = a["groups"]
+    if not a["bias"]:
+        kw["bias"] = False
+    return ModuleSpec(f"ConvTranspose{len(shape) - 1}d", (a["in"], a["out"]), kw)
+
+
+@lowering("pixel_shuffle")
+def _pixel_shuffle(a, shape):
+    return ModuleSpec("PixelShuffle", (a["factor"],))
+
+
+@lowering("center_crop")
+def _center_crop(a, shape):
+    return ModuleSpec("CenterCrop", (a["start"], a["size"]))

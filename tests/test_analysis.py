@@ -43,6 +43,9 @@ def _hand(op: str, a: dict, ins: list, out: tuple) -> tuple[int, int, int]:
     if op == "conv":
         per_out = (a["in"] // a["groups"]) * math.prod(a["kernel"])  # each output value sees in/groups * k^d inputs
         return a["out"] * per_out + (a["out"] if a["bias"] else 0), 0, math.prod(out) * per_out
+    if op == "conv_transpose":  # each input value scatters into out/groups * k^d outputs (fvcore's count)
+        taps = (a["out"] // a["groups"]) * math.prod(a["kernel"])
+        return a["in"] * taps + (a["out"] if a["bias"] else 0), 0, math.prod(ins[0]) * taps
     if op == "linear":
         return a["in"] * a["out"] + (a["out"] if a["bias"] else 0), 0, a["in"] * a["out"]
     if op == "bn":

@@ -268,3 +268,145 @@ def test_training_outputs_in_torch_onnx_and_source(tmp_path):
 def test_training_output_and_affine_errors(tmp_path, body, what):
     d = error(tmp_path, f"arch bad\ninput image: [3, 4, 4]\nnetwork {{\n    relu();  {body}\n}}\n")
     assert what in d.message and d.pos is not None and d.pos.line in (3, 4), (d.message, d.pos)
+
+
+# ---------------------------------------------------------------- resampling and volumes, in every backend
+
+def _onnx_checks():
+    pytest.importorskip("onnxruntime")
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_onnx import check_op, op_arch
+    return check_op, op_arch
+
+
+@pytest.mark.parametrize("op, kwargs, ins", [
+    ("upsample", {"scale": 2}, (3, 5)),
+    ("upsample", {"scale": [2, 3], "mode": "bilinear"}, (3, 4, 5)),
+    ("upsample", {"scale": 2, "mode": "bilinear", "align_corners": True}, (3, 4, 5)),
+    ("upsample", {"scale": 2, "mode": "trilinear"}, (2, 3, 4, 5)),
+    ("upsample", {"scale": 3, "mode": "linear", "align_corners": True}, (3, 7)),
+    ("interpolate", {"size": [7, 3]}, (3, 4, 5)),
+    ("interpolate", {"size": [9, 11], "mode": "bilinear"}, (3, 4, 5)),
+    ("interpolate", {"size": [9, 1], "mode": "bilinear", "align_corners": True}, (3, 4, 5)),
+    ("interpolate", {"size": [3, 5, 2]}, (2, 4, 4, 4)),
+    ("conv_transpose", {"out": 4, "kernel": 2, "stride": 2}, (3, 5, 5)),
+    ("conv_transpose", {"out": 4, "kernel": [3, 1], "stride": [2, 1], "pad": [1, 0], "output_pad": [1, 0],
+                        "dilation": 1, "bias": False}, (4, 5, 6)),
+    ("conv_transpose", {"out": 2, "kernel": 3, "stride": 2, "dilation": 2, "output_pad": 1}, (2, 4)),
+    ("conv_transpose", {"out": 4, "kernel": 2, "stride": 2, "groups": 2}, (2, 3, 3, 3)),
+    ("pixel_shuffle", {"factor": 3}, (18, 2, 3)),
+    ("center_crop", {"size": [3, 4]}, (2, 8, 7)),
+    ("center_crop", {"size": 2}, (2, 5, 6, 7)),
+    ("adaptive_avgpool", {"size": [2, 3, 4]}, (2, 5, 7, 9)),
+    ("maxpool", {"kernel": 3, "stride": 2, "pad": 1, "ceil": True}, (2, 6, 7, 8)),
+    ("avgpool", {"kernel": [1, 2, 2]}, (2, 3, 4, 4)),
+    ("bn", {}, (3, 2, 4, 4)),
+    ("conv", {"out": 4, "kernel": 3, "stride": [1, 2, 2], "pad": 1, "groups": 2}, (2, 4, 5, 5)),
+    ("gap", {}, (3, 2, 4, 4)),
+])
+def test_resampling_and_volume_ops_agree_everywhere(op, kwargs, ins):
+    check_op, op_arch = _onnx_checks()
+    from archspec.ops import REGISTRY
+    cls = REGISTRY[op]
+    a = cls.normalize(cls.Args(**kwargs), [ins])
+    check_op(op_arch(op, a, [ins], cls.shape(a, [ins])))  # torch == ORT fp32, fp16, shape inference
+
+
+def _support(torch, module, x_shape, out_index):
+    """The input positions (along the last axis) that output unit out_index depends on: its exact field."""
+    x = torch.ones(1, *x_shape, dtype=torch.float64, requires_grad=True)
+    y = module(x)
+    y[(0, 0) + (0,) * (y.dim() - 3) + (out_index,)].backward()
+    hit = (x.grad.abs().sum(dim=tuple(range(x.grad.dim() - 1))) > 0).nonzero().flatten().tolist()
+    return hit[0], hit[-1]
+
+
+def test_receptive_fields_through_upsampling_are_exact(tmp_path):
+    torch = pytest.importorskip("torch")
+    from compiler import to_torch
+    # A 1-D U-Net path: valid convs, a 2x pool, the 2x2 up-convolution, valid convs; and a nearest upsample.
+    text = """\
+        arch up1d
+        input x: [1, 64]
+        network {
+            conv(2, 3);  conv(2, 3);  avgpool(2);  conv(2, 3);  conv(2, 3)
+            conv_transpose(2, 2, stride = 2);  conv(2, 3);  conv(2, 3)
+            upsample(2);  conv(2, 3);  last: conv(2, 3, stride = 2)
+        }
+        """
+    arch = load(tmp_path, text)
+    module = to_torch(arch).double()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.fill_(0.1)  # positive weights: no gradient cancels, the support is the field
+    field = archspec.analyze(arch).receptive_field
+    n = arch.nodes[-1].shape[-1]
+    supports = [_support(torch, module.double(), (1, 64), u) for u in range(n)]
+    assert supports[0][0] == -field.padding[0]                                 # where unit 0 starts
+    assert max(hi - lo + 1 for lo, hi in supports) == field.size[0]          # the widest unit
+    # After a 2x upsample units come in pairs with one field: the stride is the advance per unit over pairs
+    m = (n - 1) // 2 * 2
+    assert supports[m][0] - supports[0][0] == m * field.stride[0]
+
+
+def test_upsampling_divides_the_effective_stride(tmp_path):
+    arch = load(tmp_path, """\
+        arch strides
+        input x: [3, 16, 16]
+        network {
+            up: upsample(2)
+            down: conv(4, 3, stride = 4, pad = 1)
+            shuffle: conv(16, 1);  pixel_shuffle(2)
+            t: conv_transpose(4, 3, stride = 2, pad = 1, output_pad = 1)
+        }
+        """)
+    r = archspec.analyze(arch)
+    assert r.layer("up").receptive_field.stride == (0.5, 0.5)
+    assert r.layer("up").receptive_field.to_dict()["stride"] == [0.5, 0.5]   # JSON: floats
+    assert r.layer("down").receptive_field.stride == (2, 2)
+    assert r.layer("3").receptive_field.stride == (1, 1)  # pixel_shuffle(2) halves it back
+    assert r.layer("t").receptive_field.stride == (0.5, 0.5)
+    assert r.layer("t").macs == 4 * 16 * 16 * 4 * 9 and r.layer("t").params == 4 * 4 * 9 + 4
+    assert '"stride": [0.5, 0.5]' in r.to_json()
+
+
+@pytest.mark.parametrize("stmt, what", [
+    ("upsample(10 ** 9)", "would take"),
+    ("interpolate(10 ** 9)", "would take"),
+    ("interpolate([10 ** 6, 10 ** 6])", "would take"),
+    ("conv_transpose(8, 2, stride = 10 ** 6)", "would take"),
+    ("conv(10 ** 9, 8)", "parameters, over the limit"),
+    ("pixel_shuffle(10 ** 9)", "needs channels divisible by"),
+    ('upsample(2, mode = "bicubic")', "unknown mode 'bicubic'"),
+    ('upsample(2, mode = "trilinear")', "mode 'trilinear' is for 3 spatial axes"),
+    ("upsample(2, align_corners = true)", "align_corners applies to the linear modes only"),
+    ("center_crop(9)", "cannot crop [8, 8] to a larger [9, 9]"),
+    ("conv_transpose(8, 3, pad = 5)", "leaves no output"),
+    ("conv_transpose(8, 3, stride = 2, output_pad = 2)", "output_pad [2, 2] must be smaller"),
+])
+def test_hostile_resampling_arguments_are_positioned_errors_fast(tmp_path, stmt, what):
+    import time
+    start = time.perf_counter()
+    d = error(tmp_path, f"arch bad\ninput image: [8, 8, 8]\nnetwork {{\n    relu()\n    {stmt}\n}}\n")
+    assert time.perf_counter() - start < 2.0
+    assert what in d.message and (d.pos.line, d.pos.col) == (5, 5), (d.message, d.pos)
+
+
+def test_volumes(tmp_path):
+    arch = load(tmp_path, """\
+        arch video
+        input clip: [3, 8, 32, 32]
+        network {
+            stem: conv(16, [3, 7, 7], stride = [1, 2, 2], pad = [1, 3, 3], bias = false);  bn();  relu()
+            maxpool([1, 3, 3], stride = [1, 2, 2], pad = [0, 1, 1])
+            conv(32, 3, stride = 2, pad = 1);  bn();  relu()
+            adaptive_avgpool([1, 3, 3]);  gap();  flatten();  fc: linear(10)
+        }
+        """)
+    assert [n.shape for n in arch.nodes][:5] == [(16, 8, 16, 16)] * 3 + [(16, 8, 8, 8), (32, 4, 4, 4)]
+    r = archspec.analyze(arch)
+    assert r.layer("stem").macs == 16 * 8 * 16 * 16 * 3 * 3 * 7 * 7
+    assert r.layer("5").receptive_field.stride == (2, 8, 8)
+    run_everywhere(arch)

@@ -87,6 +87,9 @@ def test_zoo_is_complete():
     assert not missing, f"not in the zoo: {missing}"
 
 
+DENSE = {"unet", "unet_bilinear"}  # dense predictors: a class map of the input's size class by class
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_model_loads_as_a_classifier(name):
     arch = model(name)
@@ -94,7 +97,8 @@ def test_model_loads_as_a_classifier(name):
     assert len(arch.inputs) == 1 and len(arch.inputs[0].shape) == 3
     classes = arch.params["num_classes"]
     for out in arch.outputs:
-        assert arch.node(out.node).shape == (classes,)
+        shape = arch.node(out.node).shape
+        assert shape == (classes,) if name not in DENSE else shape[0] == classes and len(shape) == 3
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -269,7 +273,9 @@ def test_resolution_and_classes_overrides(name):
     size = arch.params["resolution"]
     bigger = model(name, resolution=size + 32, num_classes=10)
     assert bigger.inputs[0].shape == (arch.inputs[0].shape[0], size + 32, size + 32)
-    assert all(bigger.node(o.node).shape == (10,) for o in bigger.outputs)
+    # classes first: (10,) for a classifier, (10, H, W) for a dense predictor (U-Net) of the same rank as before
+    assert all(bigger.node(o.node).shape[0] == 10 and len(bigger.node(o.node).shape) == len(arch.node(o.node).shape)
+               for o in bigger.outputs)
     same = archspec.load(name, input_size=(size + 32, size + 32))
     assert same.inputs[0].shape == bigger.inputs[0].shape
 

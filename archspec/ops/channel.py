@@ -117,7 +117,7 @@ class ChannelShuffle(Op):
     doc = "ShuffleNet's channel shuffle: view channels as [groups, C/groups], transpose, flatten back."
     Args = ShuffleArgs
     positional = ("groups",)
-    ranks = (2, 3)
+    ranks = (2, 3, 4)
     example = ((2,), {}, [(8, 10, 10)])
 
     @classmethod
