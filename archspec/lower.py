@@ -2,7 +2,6 @@
 its scope, infers every shape, and collects every error of the spec with its position."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +12,13 @@ from .expressions import EvalError, ExprEvaluator, WorkLimit, _Poisoned, bind_ta
 from .ir import INIT_SCHEMES, Architecture, Budget, Input, Node, Output, Scope, Span
 from .limits import Limits
 from .modules import SpecModule
-from .names import input_problem, label_problem
+from .names import LABEL, input_problem, label_problem
 from .parser import Token, Tree, pos_of
 from .values import BlockValue, OpValue, ShapeView, Tensor, a_type, type_name
 
 KEYWORDS = {"in", "if", "else", "for", "repeat", "as", "residual", "shortcut", "dense", "gate", "branch",
             "save", "from", "output", "budget", "true", "false", "and", "or", "not", "block", "network",
             "param", "variant", "input", "use", "arch", "init"}
-_LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")  # a PyTorch module path segment
 BUDGET_METRICS = ("params", "macs", "flops", "memory", "buffers")
 
 
@@ -363,7 +361,7 @@ class Lowerer:
             raise EvalError(f"a label of over {self.limits.max_label_chars} characters", tree,
                             "labels name modules: keep them short")
         self.ev.count_built(len(text), tree)  # label bytes count against the work of a load
-        if not _LABEL.fullmatch(text):  # labels become module paths, state_dict keys and ONNX names
+        if not LABEL.fullmatch(text):  # labels become module paths, state_dict keys and ONNX names
             raise EvalError(f"invalid label {text!r}", tree, "a label is letters, digits, '_' and '-'")
         problem = label_problem(text)
         if problem:

@@ -62,7 +62,9 @@ def test_dashed_labels_reach_torch_and_source(tmp_path):
     torch = pytest.importorskip("torch")
     from archspec_compiler import to_torch
     from archspec_compiler.pysource import emit_python
+    from archspec.irdump import ir_from_json
     arch = load(tmp_path, DASHED)
+    assert ir_from_json(arch.model_dump_json()) == arch  # an IR dump with dashed labels reads back
     module = to_torch(arch)
     assert list(module.state_dict()) == ["trunk_output.block1.block1-0.weight", "trunk_output.block1.block1-0.bias"]
     namespace: dict = {}
