@@ -29,6 +29,19 @@ INIT_SCHEMES = (
     "trunc_normal_0.01",
     "default_zero_bias",       # PyTorch's weight, bias 0 (DenseNet's classifier)
 )
+# Schemes computed from a weight's fan-in and fan-out: they need a weight of two or more axes, so they
+# cannot initialise the ops whose weight is one value per channel (a new norm op belongs here too).
+FAN_SCHEMES = ("kaiming_normal_fan_out", "kaiming_normal_fan_in", "kaiming_uniform", "xavier_uniform")
+VECTOR_WEIGHT_OPS = ("bn",)
+
+
+def init_problem(op: str, scheme: str) -> str | None:
+    """Why `init OP = "scheme"` cannot be applied (None when it can)."""
+    if scheme not in INIT_SCHEMES:
+        return f"unknown init scheme {scheme!r}"
+    if scheme in FAN_SCHEMES and op in VECTOR_WEIGHT_OPS:
+        return f"init scheme {scheme!r} needs a weight matrix, and {op}'s weight is one value per channel"
+    return None
 
 
 @lru_cache(maxsize=None)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import ops as op_table
 from .errors import Diagnostic, SpecError
-from .ir import INIT_SCHEMES, Architecture
+from .ir import Architecture, init_problem
 from .limits import DEFAULT_LIMITS, Limits
 from .loader import read_text_bounded
 from .names import LABEL, input_problem, label_problem
@@ -129,7 +129,7 @@ def ir_problem(arch: Architecture, limits: Limits = DEFAULT_LIMITS) -> str | Non
         if not math.isfinite(budget.limit) or (budget.scope and _name_problem(budget.scope, "budget scope")):
             return f"budget {budget.metric} {budget.op} {budget.limit} on {budget.scope[:80]!r} is not valid"
     for op_name, scheme in arch.init.items():
-        if op_name not in op_table.REGISTRY or scheme not in INIT_SCHEMES:
+        if op_name not in op_table.REGISTRY or init_problem(op_name, scheme):
             return f"init {op_name[:40]!r} = {scheme[:40]!r} names an unknown op or scheme"
     from .lower import size_problems
     problems = size_problems(arch, limits)

@@ -9,7 +9,7 @@ from typing import Any
 from . import ops as op_table
 from .errors import Diagnostic, Pos, did_you_mean
 from .expressions import EvalError, ExprEvaluator, WorkLimit, _Poisoned, bind_targets
-from .ir import INIT_SCHEMES, Architecture, Budget, Input, Node, Output, Scope, Span
+from .ir import INIT_SCHEMES, Architecture, init_problem, Budget, Input, Node, Output, Scope, Span
 from .limits import Limits
 from .modules import SpecModule
 from .names import LABEL, input_problem, label_problem
@@ -819,9 +819,11 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_s
             if tok.value not in op_table.REGISTRY:
                 raise EvalError(f"init for an unknown op '{tok}'", tok, did_you_mean(tok.value, op_table.REGISTRY))
             scheme = low.eval(expr, frame)
-            if scheme not in INIT_SCHEMES:
-                raise EvalError(f"unknown init scheme {scheme!r}", expr, "one of: " + ", ".join(INIT_SCHEMES))
-            _check_init(tok, expr, scheme)
+            if isinstance(scheme, str) and scheme in INIT_SCHEMES:
+                _check_init(tok, expr, scheme)  # what the op table knows: weights, and their rank
+            problem = init_problem(tok.value, scheme) if isinstance(scheme, str) else "an init scheme is a string"
+            if problem:
+                raise EvalError(problem, expr, "one of: " + ", ".join(INIT_SCHEMES))
             init[tok.value] = scheme
         except EvalError as exc:
             low.error(str(exc), exc.where, exc.hint)

@@ -4,10 +4,15 @@
     model = to_torch(archspec.load("resnet50"))              # fresh weights, the spec's init schemes
     model = to_torch(arch, weights="resnet50.pth")          # a state_dict file, loaded safely
 
+    feats = to_torch(arch, outputs=["layer2", "layer3", "layer4"])  # forward returns {name: tensor}
+    fast = to_torch(arch, weights=..., inference=True)     # BN folded into convs (compiler/fold.py)
+
 Submodules are named by node names (`layer1.0.conv1` lives at `layer1 -> 0 -> conv1`) and registered
-in the order the nodes appear, so `state_dict()` keys and order match a hand-written model.
-`forward` is straight-line code: a `torch.fx.Graph` built once from the IR, compiled by
-`torch.fx.GraphModule` into Python source. Merges (add, cat, mul) are functions, not modules.
+in the order the nodes appear, so `state_dict()` keys and order match a hand-written model. The tree
+is planned from the names alone (compiler/plan.py): a scope that runs as a unit is a module with its
+own forward (`Block`, an fx.GraphModule: straight-line code generated from an fx.Graph), so hooks on
+it fire; a chain is an nn.Sequential; the rest are leaves. Ops in MERGES are functions, not modules;
+a lowering may return a learnable tensor (`ModuleSpec("Parameter", ...)`) owned by its container.
 
 One table, `LOWERINGS`, maps every op of `archspec.ops.REGISTRY` to a builder that returns a
 `ModuleSpec` (class + constructor arguments); the same spec builds the module here and writes the
@@ -18,8 +23,8 @@ from __future__ import annotations
 import copy
 import keyword
 import math
-from collections import OrderedDict
 import operator
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -367,8 +372,8 @@ def module_specs(arch: Architecture) -> list[tuple[Node, ModuleSpec]]:
                                      "add a builder to compiler/torch.py's LOWERINGS"))
             continue
         try:
-            out.append((node, lower_module(node.op, node.attrs,
-                                                    shapes[node.inputs[0]] if node.inputs else node.shape)))
+            shape = shapes[node.inputs[0]] if node.inputs else node.shape  # a parameter has no input
+            out.append((node, lower_module(node.op, node.attrs, shape)))
         except (ValueError, KeyError) as exc:
             errors.append(Diagnostic(f"cannot lower '{node.name}' ({node.op}) to PyTorch: {exc}", _pos(node.span)))
     if errors:

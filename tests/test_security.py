@@ -117,7 +117,6 @@ ALLOWED = {
     "archspec/diagram.py": ({"subprocess"}, "runs Graphviz's `dot` on DOT text the diagram command generated "
                                             "(never spec text) when a rendered image is asked for; not loading"),
     "archspec/commands/__init__.py": ({"importlib"}, "imports the package's own command modules by their file names"),
-    "archspec/commands/analyze.py": ({"os.environ"}, "reads COLUMNS, the width a user sets for the table"),
 }
 
 

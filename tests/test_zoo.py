@@ -35,12 +35,17 @@ README_PARAMS = [
     ("googlenet", {"aux": True}, 13_004_888),
     ("mobilenet_v2", {"width": 0.5}, 1_968_680),
     ("mobilenet_v2", {"width": 1.4}, 6_108_776),
+    # torchvision's model documentation (weights tables): the ResNeXt/wide ResNet-101 models.
+    ("resnext101_32x8d", {}, 88_791_336),
+    ("resnext101_64x4d", {}, 83_455_272),
+    ("wide_resnet101_2", {}, 126_886_696),
 ]
 REFERENCE_PARAMS = [(name, {}, ref["params"]) for name, ref in TORCHVISION.items()] + README_PARAMS
 
 # torchvision's documented cost at 224x224, in GMACs (its "GFLOPS" column), README.
 TORCHVISION_GMACS = {"alexnet": 0.71, "resnet18": 1.81, "resnet50": 4.09, "vgg16": 15.47, "googlenet": 1.50,
-                     "densenet121": 2.83, "mobilenet_v2": 0.30, "efficientnet_b0": 0.39}
+                     "densenet121": 2.83, "mobilenet_v2": 0.30, "efficientnet_b0": 0.39,
+                     "resnext101_32x8d": 16.41, "resnext101_64x4d": 15.46, "wide_resnet101_2": 22.75}
 
 
 def bn_convention(name: str) -> tuple[float, float]:
