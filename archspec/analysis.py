@@ -22,7 +22,8 @@ JSON (`Report.to_dict`, `archspec analyze --format json`), stable keys:
     name, variant            the architecture and variant
     input, outputs           {tensor name: shape without batch}
     params, buffers          trainable parameters; non-trainable state (BN running stats)
-    macs, flops              conv and linear multiply-accumulates; flops = 2 * macs
+    macs, flops              conv and linear multiply-accumulates of inference (layers only training
+                             outputs need are left out, as eval mode skips them); flops = 2 * macs
     memory                   {"outputs": bytes, "peak": bytes}: float32, batch 1; outputs is the sum of
                              every node's output, peak the most bytes alive in a forward in IR order
                              that frees each tensor after its last use (no in-place ops assumed)
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from .ir import Architecture
@@ -60,7 +62,7 @@ class Field:
     is_global: bool = False
 
     def to_dict(self) -> dict:
-        return {"size": list(self.size), "stride": list(self.stride), "padding": list(self.padding),
+        return {"size": _json(self.size), "stride": _json(self.stride), "padding": _json(self.padding),
                 "global": self.is_global}
 
     def local_text(self) -> str:
@@ -72,6 +74,16 @@ class Field:
         if self.is_global:
             return "global" + (f" (local {self.local_text()})" if self.size else "")
         return self.local_text()
+
+
+def _json(values) -> list:
+    """Fractions (strides after an upsample, U-Net's 1/2) as floats: JSON has no fractions."""
+    return [v if isinstance(v, int) else float(v) for v in values]
+
+
+def _exact(v):
+    """A Fraction that came out whole is an int again (an upsample's stride 1/2 times a pool's 2)."""
+    return int(v) if isinstance(v, Fraction) and v.denominator == 1 else v
 
 
 def _axes(values: tuple[int, ...]) -> str:
@@ -119,9 +131,9 @@ def _apply(f: Field, rule, name: str, lay: tuple[int, ...] | None = None, shape:
         return Field(f.size, f.stride, f.padding, True) if not f.is_global else f
     if len(rule) != len(f.size):  # an op on a tensor whose axes are not the input's: no local meaning left
         return Field(f.size, f.stride, f.padding, True)
-    size = tuple(r + (k.kernel - 1) * j for r, j, k in zip(f.size, f.stride, rule))
-    padding = tuple(p + k.pad * j for p, j, k in zip(f.padding, f.stride, rule))
-    stride = tuple(j * k.stride for j, k in zip(f.stride, rule))
+    size = tuple(_exact(r + (k.kernel - 1) * j) for r, j, k in zip(f.size, f.stride, rule))
+    padding = tuple(_exact(p + k.pad * j) for p, j, k in zip(f.padding, f.stride, rule))
+    stride = tuple(_exact(j * k.stride) for j, k in zip(f.stride, rule))
     if max(size + stride + padding) > _FIELD_CAP:
         # Strides multiply: a stack of strided layers on a 1x1 map reaches sizes no input has (10**9900
         # in a fuzz case). A field that wide covers any input: call it global and stop the growth.
@@ -152,7 +164,7 @@ def _merge(fields: list[Field], broadcast_global: bool) -> tuple[Field, str | No
             problems.append(f"field centres {sorted(c / 2 for c in centres)}")
         lo = min(-f.padding[axis] for f in fields)
         hi = max(f.size[axis] - 1 - f.padding[axis] for f in fields)
-        size.append(hi - lo + 1)
+        size.append(_exact(hi - lo + 1))
         stride.append(max(strides))
         padding.append(-lo)
     warning = None
@@ -363,11 +375,12 @@ def _analyze(arch: Architecture) -> Report:
                             op.macs(a, ins, out), field or _CONSTANT, str(node.span)))
 
     outputs = {o.name: shapes[o.node] for o in arch.outputs}
+    training = arch.training_only()
     return Report(
         name=arch.name, variant=arch.variant,
         inputs={i.name: i.shape for i in arch.inputs}, outputs=outputs,
         params=sum(r.params for r in layers), buffers=sum(r.buffers for r in layers),
-        macs=sum(r.macs for r in layers),
+        macs=sum(r.macs for r in layers if r.name not in training),  # inference: eval mode skips these
         memory=_memory(arch, layers),
         receptive_field=_network_field(arch, fields, shapes),
         layers=tuple(layers), warnings=tuple(warnings),

@@ -126,7 +126,8 @@ def _mark_roles(lines: list[Line]) -> None:
         if t.text != "{" or t.kind != "op" or i not in match:
             continue
         prev = toks[i - 1] if i else None
-        if prev is None or not (prev.kind == "name" or prev.role == "label_close"):  # block{i}: too
+        if prev is None or not (prev.kind == "name" and (prev.text not in KEYWORDS or t.gap == 0)
+                                or prev.role == "label_close" or _label_word(prev) and t.gap == 0):
             continue
         j = match[i] + 1
         is_label = False
@@ -135,7 +136,7 @@ def _mark_roles(lines: list[Line]) -> None:
             if nxt.text == ":" and nxt.kind == "op":
                 is_label = True
                 break
-            if nxt.kind == "name" and nxt.text not in KEYWORDS:
+            if nxt.kind == "name" and nxt.text not in KEYWORDS or _label_word(nxt) and nxt.gap == 0:
                 j += 1
             elif nxt.text == "{" and j in match:
                 j = match[j] + 1
@@ -162,6 +163,7 @@ def _mark_roles(lines: list[Line]) -> None:
                                           and prev.text != "in"):
                 t.role = "unary"
         prev = t
+    _mark_dashed_labels(toks, match)
     # A line is a continuation when it starts inside ( ) or [ ] or follows a backslash.
     depth = 0
     after_backslash = False
@@ -175,6 +177,37 @@ def _mark_roles(lines: list[Line]) -> None:
                 depth = max(0, depth - 1)
             elif t.kind == "cont":
                 after_backslash = True
+
+
+def _label_word(t: Tok) -> bool:
+    """A piece a dashed label is glued from: a name, a number or '-' (block1-0 tokenizes as three)."""
+    return t.kind in ("name", "number") or t.kind == "op" and t.text == "-"
+
+
+def _mark_dashed_labels(toks: list[Tok], match: dict[int, int]) -> None:
+    """Mark the pieces of a label with '-' or a leading digit (block1-0:, block{i}-{j}:, 0:) at a
+    statement's start, so that they stay glued: such a label is one token to the parser."""
+    for i, t in enumerate(toks):
+        prev = toks[i - 1] if i else None
+        if not (prev is None or prev.line != t.line or prev.kind == "op" and prev.text in (";", "{", "}")
+                and prev.role not in ("label", "label_close")) or not _label_word(t) or t.text == "-":
+            continue
+        run, j = [t], i + 1
+        while j < len(toks) and toks[j].line == t.line and toks[j].gap == 0:
+            nxt = toks[j]
+            if nxt.role == "label" and j in match:
+                j = match[j] + 1
+                run.append(toks[j - 1])
+            elif _label_word(nxt) and nxt.role != "label_close":
+                run.append(nxt)
+                j += 1
+            else:
+                break
+        dashed = any(x.kind == "op" and x.text == "-" or x.kind == "number" for x in run)
+        if dashed and j < len(toks) and toks[j].kind == "op" and toks[j].text == ":" and toks[j].line == t.line:
+            for x in run:
+                if x.role != "label_close":
+                    x.role = "labelword"
 
 
 def _is_operator(t: Tok) -> bool:
@@ -199,7 +232,9 @@ def _space(a: Tok, b: Tok) -> int:
     if bt == "{" and b.role == "label":
         return 0
     if at == "}" and a.role == "label_close":
-        return 0 if bt in (":", "{") or b.kind == "name" else 1
+        return 0 if bt in (":", "{") or b.kind == "name" or b.role == "labelword" else 1
+    if a.role == "labelword" and (b.role in ("labelword", "label") or bt == ":"):
+        return 0
     if bt in (",", ";", ")", "]", "."):
         return 0
     if bt == ":":
@@ -223,7 +258,7 @@ def _space(a: Tok, b: Tok) -> int:
 def _keeps_run(a: Tok, b: Tok, near: tuple[set[int], set[int]]) -> bool:
     """Whether the run of spaces before `b` is kept: when `b` lines up with a token of the line above or
     below (a table's column, a column of comments), or for the project's two spaces after `;`."""
-    if a.role in ("label", "slice") or b.role in ("label", "label_close", "slice"):
+    if a.role in ("label", "slice", "labelword") or b.role in ("label", "label_close", "slice", "labelword"):
         return False
     starts, ends = near
     return b.col in starts or (b.kind != "comment" and b.col + len(b.text) in ends)

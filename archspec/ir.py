@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal, Union
 
-AttrValue = Union[bool, int, float, str, list[int], None]
+AttrValue = Union[bool, int, float, str, list[int], list[float], None]
 ParamValue = Union[bool, int, float, str, list, None]
 
 INIT_SCHEMES = (
@@ -129,10 +129,13 @@ class Scope(_Model):
 
 @_frozen
 class Output(_Model):
-    """A network output: its name and the node that computes it."""
+    """A network output: its name and the node that computes it. A `training` output (Inception's aux
+    heads) is computed and returned only in training mode, after the others; inference never runs the
+    nodes only it needs."""
 
     name: str
     node: str
+    training: bool = False
 
 
 @_frozen
@@ -173,6 +176,20 @@ class Architecture(_Model):
             if n.name == name:
                 return n
         raise KeyError(name)
+
+    def training_only(self) -> set[str]:
+        """Nodes that only training outputs need: inference (eval mode, ONNX, the analyzer's MACs) skips them."""
+        def needed(outputs) -> set[str]:
+            producers = {n.name: n for n in self.nodes}
+            seen, stack = set(), [o.node for o in outputs]
+            while stack:
+                name = stack.pop()
+                if name not in seen and name in producers:
+                    seen.add(name)
+                    stack.extend(producers[name].inputs)
+            return seen
+        training = [o for o in self.outputs if o.training]
+        return needed(training) - needed([o for o in self.outputs if not o.training]) if training else set()
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Shape of every value, inputs included, by name."""

@@ -15,10 +15,10 @@ from .errors import Diagnostic, SpecError
 from .ir import Architecture, init_problem
 from .limits import DEFAULT_LIMITS, Limits
 from .loader import read_text_bounded
-from .names import input_problem, label_problem
+from .names import LABEL, input_problem, label_problem
 
 MAX_IR_JSON_BYTES = 256 << 20  # an IR dump of a 200k-node network is ~100 MiB
-_PART = re.compile(r"[A-Za-z0-9_]{1,200}")
+_PART = re.compile(r"[A-Za-z0-9_]{1,200}")  # a block name
 _TITLE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")  # a name and a file name (export writes TITLE.onnx)
 _HINT = "dump one with 'archspec analyze SPEC --format ir'"
 
@@ -54,8 +54,8 @@ def ir_from_json(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Architec
 def _name_problem(name: str, what: str) -> str | None:
     parts = name.split(".")
     for part in parts:
-        if not _PART.fullmatch(part):
-            return f"{what} {name[:80]!r} is not a dotted path of labels (letters, digits, '_')"
+        if len(part) > 200 or not LABEL.fullmatch(part):
+            return f"{what} {name[:80]!r} is not a dotted path of labels (letters, digits, '_' and '-')"
         if not part.isdigit():
             problem = label_problem(part)
             if problem:

@@ -2,7 +2,6 @@
 its scope, infers every shape, and collects every error of the spec with its position."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +12,13 @@ from .expressions import EvalError, ExprEvaluator, WorkLimit, _Poisoned, bind_ta
 from .ir import INIT_SCHEMES, Architecture, init_problem, Budget, Input, Node, Output, Scope, Span
 from .limits import Limits
 from .modules import SpecModule
-from .names import input_problem, label_problem
+from .names import LABEL, input_problem, label_problem
 from .parser import Token, Tree, pos_of
 from .values import BlockValue, OpValue, ShapeView, Tensor, a_type, type_name
 
 KEYWORDS = {"in", "if", "else", "for", "repeat", "as", "residual", "shortcut", "dense", "gate", "branch",
             "save", "from", "output", "budget", "order", "true", "false", "and", "or", "not", "block", "network",
             "param", "variant", "input", "use", "arch", "init"}
-_LABEL = re.compile(r"[A-Za-z0-9_]+")
 BUDGET_METRICS = ("params", "macs", "flops", "memory", "buffers")
 
 
@@ -232,6 +230,16 @@ class Lowerer:
                        "lower the repeat counts, or raise Limits.max_nodes")
             raise _Abort()
         self.ev.count_built(len(name), where)  # long nested names cost memory per node
+        # One layer past the network's limits (an upsample by 10**9): said here, at the layer.
+        if op_table.numel(shape) * 4 > self.limits.max_activation_bytes:
+            self.error(f"{op.name}: its output {list(shape)} would take {op_table.numel(shape) * 4:,} bytes, over "
+                       f"the limit of {self.limits.max_activation_bytes:,}", where,
+                       "check the scale, stride or size arguments, or raise Limits.max_activation_bytes")
+            return Tensor(name, None, pos)
+        if op.params(attrs, shapes, shape) > self.limits.max_params:
+            self.error(f"{op.name}: {op.params(attrs, shapes, shape):,} parameters, over the limit of "
+                       f"{self.limits.max_params:,}", where, "check the kernel and channel arguments")
+            return Tensor(name, None, pos)
         self.nodes.append(Node(name=name, op=op.name, inputs=tuple(t.name for t in inputs), attrs=attrs,
                                shape=shape, span=self.span(pos)))
         return Tensor(name, shape, pos)
@@ -357,8 +365,8 @@ class Lowerer:
             raise EvalError(f"a label of over {self.limits.max_label_chars} characters", tree,
                             "labels name modules: keep them short")
         self.ev.count_built(len(text), tree)  # label bytes count against the work of a load
-        if not _LABEL.fullmatch(text):  # labels become module paths, state_dict keys and ONNX names
-            raise EvalError(f"invalid label {text!r}", tree, "a label is letters, digits and '_'")
+        if not LABEL.fullmatch(text):  # labels become module paths, state_dict keys and ONNX names
+            raise EvalError(f"invalid label {text!r}", tree, "a label is letters, digits, '_' and '-'")
         problem = label_problem(text)
         if problem:
             raise EvalError(problem, tree, "choose another label")
@@ -377,7 +385,7 @@ class Lowerer:
         return cur
 
     def s_call_stmt(self, stmt, frame, cursor, cur, label):
-        name_tok, args_tree = stmt.children
+        name_tok, args_tree, parts = stmt.children
         try:
             target = frame.lookup(name_tok)
         except EvalError as exc:  # a call names a layer: suggest ops and blocks, not variables and builtins
@@ -393,6 +401,8 @@ class Lowerer:
             if label is None:
                 self.claim(path, pos, stmt)
             try:
+                if parts is not None:
+                    return self.apply_parts(target, parts, args, kwargs, cur, path, pos, stmt, frame)
                 if isinstance(target, OpValue) and op_table.REGISTRY[target.name].arity == 0:
                     return self.source_stmt(target.name, args, kwargs, cur, frame, label, path, pos, stmt)
                 if isinstance(target, OpValue):
@@ -416,6 +426,34 @@ class Lowerer:
             raise EvalError(f"{op_name}() needs a label: it names the tensor and its state_dict key", where,
                             f"for example: class_token: {op_name}([1, 768])")
         frame.set(path.rsplit(".", 1)[-1], self.apply_op(op_name, args, kwargs, cur, path, pos, where))
+        return cur
+
+    def apply_parts(self, target, parts, args, kwargs, cur: Tensor, path: str, pos: Pos, where, frame) -> Tensor:
+        """`chunk(2) as a, b`: one node per part, `<path>.<name>`, each bound to its name; the current
+        tensor stays the input (as after `save`)."""
+        op = op_table.REGISTRY.get(target.name) if isinstance(target, OpValue) else None
+        if op is None or not hasattr(op, "count"):
+            cutters = sorted(n for n, o in op_table.REGISTRY.items() if hasattr(o, "count"))
+            raise EvalError(f"only an op that cuts its input ({', '.join(cutters)}) names its parts with 'as'", parts,
+                            "save the result instead: 'save NAME'")
+        if "index" in kwargs:
+            raise EvalError(f"{op.name}() as ... makes every part: drop index =", where)
+        names = [t.value for t in parts.children]
+        if cur.shape is None:  # after an error: bind the names, report nothing more
+            for tok in parts.children:
+                frame.set(tok.value, Tensor(f"{path}.{tok.value}", None, pos))
+            return cur
+        try:
+            count = op.count(op.Args(**dict(zip(op.positional, args)), **kwargs), cur.shape)
+        except (op_table.ArgError, op_table.ShapeError, TypeError):
+            count = None  # the first part's apply_op reports the problem at its argument
+        if count is not None and count != len(names):
+            raise EvalError(f"{op.name}() makes {count} tensors, {len(names)} names are given", parts,
+                            f"name every part: as {', '.join(f'x{i}' for i in range(count))}" if count <= 8 else None)
+        for i, tok in enumerate(parts.children):
+            name = f"{path}.{tok.value}"
+            self.claim(name, self.pos(tok, frame), tok)
+            frame.set(tok.value, self.apply_op(op.name, args, {**kwargs, "index": i}, cur, name, pos, where))
         return cur
 
     def call_block(self, block: BlockValue, args, kwargs, cur: Tensor, path: str, pos: Pos, where) -> Tensor:
@@ -582,13 +620,17 @@ class Lowerer:
         return self.run_body(body, frame, inner, start)
 
     def s_output_stmt(self, stmt, frame, cursor, cur, label):
-        for tok in stmt.children:
+        training, *names = stmt.children
+        if training is None and any(o.training for o in self.outputs):
+            raise EvalError("inference outputs come before training outputs", stmt,
+                            "declare 'output training ...' last: training mode returns them after the others")
+        for tok in names:
             t = frame.lookup(tok)
             if not isinstance(t, Tensor):
                 raise EvalError(f"'{tok}' is {a_type(t)}, not a saved tensor", tok, f"save it first: 'save {tok}'")
             if any(o.name == tok.value for o in self.outputs):
                 raise EvalError(f"output '{tok}' declared twice", tok)
-            self.outputs.append(Output(name=tok.value, node=t.name))
+            self.outputs.append(Output(name=tok.value, node=t.name, training=training is not None))
         return cur
 
     def s_order_stmt(self, stmt, frame, cursor, cur, label):
@@ -622,7 +664,7 @@ def _rank_hint(op, shape) -> str:
     if op.ranks == (1,):
         return "flatten() the tensor first"
     if len(shape) == 1:
-        return f"{op.name}() works on [C, H, W] or [C, L] tensors; this one is already flat"
+        return f"{op.name}() works on [C, L], [C, H, W] or [C, D, H, W] tensors; this one is already flat"
     return f"{op.name}() accepts tensors of rank {', '.join(map(str, op.ranks))}"
 
 
@@ -770,8 +812,8 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_s
                     or any(isinstance(d, bool) or not isinstance(d, int) for d in shape)):
                 raise EvalError(f"an input shape is a list of integers, got {shape!r}", expr,
                                 "for example: input image: [3, 224, 224]")
-            if len(shape) > 3:
-                raise EvalError(f"inputs have up to 3 axes without the batch ([C, H, W]), got {len(shape)}", expr)
+            if len(shape) > 4:
+                raise EvalError(f"inputs have up to 4 axes without the batch ([C, D, H, W]), got {len(shape)}", expr)
             if input_size is not None and not inputs:  # --input HxW: the first input's spatial size
                 if len(input_size) != len(shape) - 1:
                     raise EvalError(f"input '{tok}' has {len(shape) - 1} spatial axes, but {len(input_size)} sizes "
@@ -817,6 +859,10 @@ def _lower_network(low: Lowerer, module: SpecModule, variant, overrides, input_s
         return None
     if not low.nodes:
         errors.append(Diagnostic("the network has no layers", module.network_pos))
+        return None
+    if low.outputs and all(o.training for o in low.outputs):
+        errors.append(Diagnostic("every output is a training output: inference would compute nothing",
+                                 module.network_pos, "declare the inference outputs with 'output NAME' first"))
         return None
     outputs = low.outputs or [Output(name="output", node=last.name)]
     arch = Architecture(name=module.arch or module.path.stem, variant=variant, params=params, inputs=tuple(inputs),

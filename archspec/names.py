@@ -4,6 +4,10 @@ backend (to_torch, compile, ONNX) can use them as they are."""
 from __future__ import annotations
 
 import keyword
+import re
+
+# A label: a PyTorch module path segment (digits first and '-' too: RegNet's block1-0).
+LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
 
 # Attributes of torch.nn.Module and torch.fx.GraphModule, and those to_torch sets: a submodule of that
 # name would hide them (tests/test_security.py checks this list against the installed torch).

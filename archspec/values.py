@@ -28,6 +28,8 @@ class ShapeView:
         table = {"channels": s[0], "shape": list(s), "rank": len(s)}
         if len(s) == 3:
             table.update(height=s[1], width=s[2])
+        if len(s) == 4:
+            table.update(depth=s[1], height=s[2], width=s[3])
         if len(s) == 2:
             table.update(length=s[1])
         if len(s) == 1:
@@ -37,7 +39,7 @@ class ShapeView:
         return table[name]
 
     def attr_names(self):
-        return ["channels", "height", "width", "length", "features", "shape", "rank"]
+        return ["channels", "depth", "height", "width", "length", "features", "shape", "rank"]
 
 
 @dataclass(frozen=True, eq=False)

@@ -40,7 +40,7 @@ from archspec.resources import zoo_dir  # noqa: E402
 REGRESSIONS = REPO / "tests" / "fixtures" / "fuzz_regressions"
 # Tighter than the defaults so that a mutated repeat count cannot make one case take seconds; the limits
 # themselves are tested in tests/test_limits.py.
-FUZZ_LIMITS = Limits(max_nodes=20_000, max_steps=200_000, max_built_items=2_000_000, max_sequence=200_000)
+FUZZ_LIMITS = Limits(max_nodes=5_000, max_steps=200_000, max_built_items=2_000_000, max_sequence=200_000)
 TIME_BOUND = 5.0  # seconds a case may take (a loaded CI machine; cases take ~10 ms)
 
 
@@ -203,7 +203,7 @@ class SpecGenerator:
     def stmt(self, s: Scope) -> str:
         c = self.c
         deep = s.depth >= 3
-        k = c.int(0, 9 if deep else 24)
+        k = c.int(0, 9 if deep else 25)
         if k <= 3:
             return self.op_call(s)
         if k == 4:
@@ -270,6 +270,8 @@ class SpecGenerator:
         if k == 24:  # registration order: labels of the scope (l<n> are the generated ones), or names that are not
             names = [c.choice([f"l{c.int(1, max(1, self.label_n))}", "features", "fc", "attn"]) for _ in range(c.int(1, 3))]
             return f"order {', '.join(names)}"
+        if k == 25:
+            return cnn_stmt(self, s)
         return self.op_call(s)
 
     def tensor_stmt(self, s: Scope) -> str:
@@ -365,6 +367,47 @@ class SpecGenerator:
         lines.append("network " + net)
         text = "\n".join(lines) + "\n"
         return text, (c.choice(variants) if variants and c.chance(90) else None)
+
+
+def cnn_stmt(gen: SpecGenerator, s: Scope) -> str:
+    """Issue 14's constructs: parts named with `as`, channel shuffle, dashed labels, training-only outputs,
+    resampling and 3-D ops, often with hostile arguments (huge scales, parts, groups)."""
+    c = gen.c
+    k = c.int(0, 9)
+    if k == 0:
+        names = [f"p{gen.label_n}_{i}" for i in range(c.int(1, 3))]
+        gen.label_n += 1
+        s.saved.extend(names)
+        cut = c.choice([f"chunk({c.choice(['2', '3', '1', '10 ** 9', str(len(names))])})",
+                        f"split({c.choice(['[4, 4]', '2', '[1, in.channels - 1]', '10 ** 9', '[0, 8]'])})",
+                        f"chunk({len(names)}, dim = {c.int(-1, 3)})", "relu()"])
+        return f"{cut} as {', '.join(names)}"
+    if k == 1:
+        return f"channel_shuffle({c.choice(['2', '4', '3', 'in.channels', '10 ** 9', '0'])})"
+    if k == 2:
+        gen.label_n += 1
+        label = c.choice([f"block{gen.label_n}-0", f"{gen.label_n}", f"b{{{c.choice(s.names or ['1'])}}}-{{1}}",
+                          f"x{gen.label_n}-{{-1}}"])
+        return f"{label}: {gen.op_call(s)}"
+    if k == 3:
+        return f"{c.choice(['chunk', 'split'])}({gen.expr(s, 2)}, index = {c.choice(['0', '1', '-1', gen.expr(s, 2)])})"
+    if k == 4 and s.saved:
+        return f"output training {', '.join(c.choice(s.saved) for _ in range(c.int(1, 2)))}"
+    if k == 5:
+        return f"channel_affine({c.choice(['0.5', '[1.0, 2.0, 3.0]', '1e308 * 10', gen.expr(s, 2)])}, " \
+               f"{c.choice(['0', '[0.1] * in.channels', '[1, 2]', gen.expr(s, 2)])})"
+    if k == 6:
+        mode = c.choice(['', ', mode = "bilinear"', ', mode = "linear", align_corners = true', ', mode = "cubic"'])
+        return c.choice([f"upsample({c.choice(['2', '[2, 1]', '10 ** 9', '0', gen.expr(s, 2)])}{mode})",
+                         f"interpolate({c.choice(['in.shape[1:]', '[7, 9]', '3', '10 ** 9', gen.expr(s, 2)])}{mode})"])
+    if k == 7:
+        return f"conv_transpose({c.choice(['8', 'in.channels', '10 ** 9'])}, {c.choice(['2', '3', '[2, 1]', '10 ** 6'])}, " \
+               f"stride = {c.choice(['2', '1', '10 ** 6'])}, pad = {c.choice(['0', '1', '5'])}, " \
+               f"output_pad = {c.choice(['0', '1', '3'])})"
+    if k == 8:
+        return c.choice([f"center_crop({c.choice(['2', 'in.height - 2', '[1, 1]', '10 ** 9', '0'])})",
+                         f"pixel_shuffle({c.choice(['2', '1', '10 ** 9', '3'])})"])
+    return gen.op_call(s)
 
 
 def _literal(v) -> str:

@@ -253,6 +253,14 @@ def _adaptive(g: Emitter, n: Node, out: str) -> None:
             return m
         if len(spatial) == 1:
             g.emit("MatMul", [x, g.const("pool_l", matrix(spatial[0], size[0]))], out)
+        elif len(spatial) == 3:  # [N, C, D, H, W]: each axis moved last in turn, pooled, moved back
+            y = x
+            for axis in (4, 3, 2):
+                perm = [0, 1, 2, 3, 4]
+                perm[axis], perm[4] = 4, axis
+                pooled = g.emit("MatMul", [g.emit("Transpose", [y], perm=perm),
+                                           g.const(f"pool_{axis}", matrix(spatial[axis - 2], size[axis - 2]))])
+                y = g.emit("Transpose", [pooled], out if axis == 2 else None, perm=perm)
         else:
             y = g.emit("MatMul", [x, g.const("pool_w", matrix(spatial[1], size[1]))])
             g.emit("MatMul", [g.const("pool_h", matrix(spatial[0], size[0]).T), y], out)
@@ -598,13 +606,14 @@ def to_onnx(arch: Architecture, path: str | Path | None = None, module=None, sta
     taken = {i.name for i in arch.inputs} | {n.name for n in arch.nodes}
     renamed: dict[str, str] = {}
     for o in arch.outputs:
-        if o.node not in renamed and (o.name == o.node or o.name not in taken):
+        if not o.training and o.node not in renamed and (o.name == o.node or o.name not in taken):
             renamed[o.node] = o.name
     into = {layer: bn for bn, layer in folded.items()}  # conv/linear -> the bn folded into it
 
+    training = arch.training_only()  # ONNX is inference: training outputs and what only they need are left out
     for node in arch.nodes:
         g.current = node
-        if node.name in folded:  # its conv already computed it
+        if node.name in folded or node.name in training:  # folded: its conv already computed it
             continue
         target = into.get(node.name, node.name)
         out = renamed.get(target, target)
@@ -620,6 +629,8 @@ def to_onnx(arch: Architecture, path: str | Path | None = None, module=None, sta
     batch = "batch" if dynamic_batch else 1
     outputs = []
     for o in arch.outputs:
+        if o.training:
+            continue
         value = g.values[o.node]
         if value != o.name:  # two outputs of one node, or a name clash: a named Identity
             g.current = arch.node(o.node)
@@ -799,3 +810,6 @@ def _exp(g: Emitter, n: Node, out: str) -> None:
 @lowering("scale")
 def _scale(g: Emitter, n: Node, out: str) -> None:
     g.emit("Mul", [g.input(n), g.const("factor", n.attrs["factor"])], out)
+
+
+from . import onnx_cnn  # noqa: E402,F401  (registers issue 14's lowerings in LOWERINGS)

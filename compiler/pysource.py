@@ -137,16 +137,22 @@ class _Names:
             self.free.append(name)
 
 
-def _forward_lines(p: Plan, c: Container, kinds: dict[str, str], taps: dict[str, str] | None = None
-                   ) -> tuple[list[str], list[str]]:
-    """(argument names, body lines) of container `c`'s forward: one line per layer or block call."""
+def _forward_lines(p: Plan, c: Container, kinds: dict[str, str], taps: dict[str, str] | None = None,
+                   arch: Architecture | None = None) -> tuple[list[str], list[str]]:
+    """(argument names, body lines) of container `c`'s forward: one line per layer or block call.
+    arch (the root only): eval mode's forward, without the training outputs and what only they need."""
+    skip = arch.training_only() if arch is not None else set()
     steps = []  # (values read, values written, expression)
     shared = backend.shared_values(p.nodes.values())
     for item in c.items:
         rel = c.rel(item).split(".")
         if item in p.containers:
             child = p.containers[item]
+            if child.outputs and all(v in skip for v in child.outputs):
+                continue
             steps.append((list(child.inputs), list(child.outputs), lambda args, rel=rel: f"{_path(rel)}({', '.join(args)})"))
+            continue
+        if item in skip:
             continue
         node = p.nodes[item]
         kind = kinds[item]
@@ -162,7 +168,8 @@ def _forward_lines(p: Plan, c: Container, kinds: dict[str, str], taps: dict[str,
     for i, (reads, _, _) in enumerate(steps):
         for name in reads:
             last_use[name] = i
-    returned = list(taps.values()) if taps is not None else c.outputs
+    outputs = c.outputs if arch is None else [v for v, o in zip(c.outputs, arch.outputs) if not o.training]
+    returned = list(taps.values()) if taps is not None else outputs
     for o in returned:
         last_use[o] = len(steps)  # returned: alive to the end
     if c.path == "":
@@ -191,7 +198,7 @@ def _forward_lines(p: Plan, c: Container, kinds: dict[str, str], taps: dict[str,
     if taps is not None:
         lines.append("return {" + ", ".join(f"{k!r}: {var[v]}" for k, v in taps.items()) + "}")
     else:
-        outs = [var[o] for o in c.outputs]
+        outs = [var[o] for o in outputs]
         lines.append(f"return {outs[0]}" if len(outs) == 1 else f"return ({', '.join(outs)})")
     return args, lines
 
@@ -359,7 +366,8 @@ def emit_python(arch: Architecture, inplace: bool = True, command: str | None = 
     out.append("from torch import nn\n")
     shapes = ", ".join(f"{i.name!r}: {tuple(i.shape)!r}" for i in arch.inputs)
     out.append(f"# Input shapes without the batch axis.\nINPUT_SHAPES = {{{shapes}}}")
-    out.append(f"OUTPUT_NAMES = {tuple(taps) if taps else tuple(o.name for o in arch.outputs)!r}\n")
+    out.append(f"OUTPUT_NAMES = {tuple(taps) if taps else tuple(o.name for o in arch.outputs if not o.training)!r}"
+               "  # in eval mode\n")
     out.append("")
     helpers = _HELPERS.split("\n\n\n")  # _sequential, Container: only those the tree uses
     out.extend(h.rstrip("\n") + "\n\n" for h, used in zip(helpers, (tree.uses("_sequential("), tree.uses("Container(")))
@@ -385,7 +393,17 @@ def emit_python(arch: Architecture, inplace: bool = True, command: str | None = 
     out.append("")
     sig = ", ".join(f"{a}: torch.Tensor" for a in args)
     ret = "dict[str, torch.Tensor]" if taps else "torch.Tensor" if len(root.outputs) == 1 else "tuple[torch.Tensor, ...]"
-    out.append(f"    def forward(self, {sig}) -> {ret}:")
+    if taps is None and any(o.training for o in arch.outputs):  # training mode also returns the training outputs
+        ret = "torch.Tensor | tuple[torch.Tensor, ...]"
+        out.append(f"    def forward(self, {sig}) -> {ret}:")
+        out.append("        if self.training:")
+        out.append(f"            return self._forward_train({', '.join(args)})")
+        out.extend(f"        {line}" for line in _forward_lines(p, root, kinds, None, arch)[1])
+        out.append("")
+        out.append(f"    def _forward_train(self, {sig}) -> tuple[torch.Tensor, ...]:")
+        out.append('        """Training mode: every output, the training ones included."""')
+    else:
+        out.append(f"    def forward(self, {sig}) -> {ret}:")
     out.extend(f"        {line}" for line in body)
     out.append("\n")
     out.append(f"Model = {cls}\n\n")

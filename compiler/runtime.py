@@ -10,6 +10,7 @@ its own methods.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 import warnings
@@ -131,6 +132,41 @@ def _to_numpy(value, dtype) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+# protobuf cannot serialize (nor even size) a message of 2 GiB or more (RegNetY-128GF, ViT-H/14); the margin is
+# for the graph beside the weights
+_PROTOBUF_LIMIT = 2**31 - 2**26
+
+
+def _weight_bytes(model) -> int:
+    from onnx.helper import tensor_dtype_to_np_dtype
+    return sum(math.prod(t.dims) * tensor_dtype_to_np_dtype(t.data_type).itemsize for t in model.graph.initializer)
+
+
+def _weights_apart(model, options):
+    """A copy of `model` whose initializers are stubs, their values handed to the session as OrtValues
+    (options.add_external_initializers): how a model over protobuf's 2 GiB limit runs without a file.
+    Returns the light model and the OrtValues, which must outlive the session (it uses their memory)."""
+    import onnxruntime as ort
+    from onnx import ModelProto, TensorProto, numpy_helper
+
+    light = ModelProto()
+    for field, value in model.ListFields():  # everything but the weights, copied field by field
+        if field.name != "graph":
+            light.MergeFrom(ModelProto(**{field.name: value}))
+    for field, value in model.graph.ListFields():
+        if field.name != "initializer":
+            light.graph.MergeFrom(type(model.graph)(**{field.name: value}))
+    names, values = [], []
+    for tensor in model.graph.initializer:
+        stub = light.graph.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims,
+                                           data_location=TensorProto.EXTERNAL)
+        stub.external_data.add(key="location", value="in-memory")  # replaced before anything is read
+        names.append(tensor.name)
+        values.append(ort.OrtValue.ortvalue_from_numpy(numpy_helper.to_array(tensor)))
+    options.add_external_initializers(names, values)
+    return light, values
+
+
 class Session:
     """An onnxruntime InferenceSession with provider selection and numpy/torch inputs.
 
@@ -152,7 +188,10 @@ class Session:
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3  # errors only: the CUDA provider is chatty about fallbacks
+        self._weights = None
         if hasattr(model, "SerializeToString"):
+            if _weight_bytes(model) >= _PROTOBUF_LIMIT:
+                model, self._weights = _weights_apart(model, options)
             model = model.SerializeToString()
         source = model if isinstance(model, bytes) else str(Path(model))
         self.session = ort.InferenceSession(source, options, providers=chosen)

@@ -743,18 +743,21 @@ def make_plan(arch: Architecture, kinds: dict[str, str], outputs: list[str] | No
 
 def build_graph(arch: Architecture, p: Plan | None = None, path: str = ROOT, kinds: dict[str, str] | None = None,
                 taps: dict[str, str] | None = None, elide: frozenset = frozenset(),
-                adds: frozenset = frozenset()) -> fx.Graph:
+                adds: frozenset = frozenset(), inference: bool = False) -> fx.Graph:
     """The forward of one callable container of plan `p` as straight-line fx code: a call_module per
     layer or callable child, call_function for function ops, get_attr for parameters. Without a plan:
     the whole dataflow flat in one graph (one call_module per layer, by its full path).
     taps (the root only): return {tap name: value} instead of the outputs. elide: layers skipped (their
-    value is their input's: batch norms folded away). adds: adds written into their first input."""
+    value is their input's: batch norms folded away). adds: adds written into their first input.
+    inference (the root only): without the training outputs and what only they need (the nodes and the
+    child containers that feed them alone): what eval mode runs."""
     if kinds is None:
         kinds = node_kinds(arch, dict((n.name, spec) for n, spec in module_specs(arch)))
     p = p or make_plan(arch, kinds, flat=True)
     c = p.containers[path]
     graph = fx.Graph()
     env: dict[str, fx.Node] = {}
+    skip = arch.training_only() if inference else set()
     names = c.inputs if path == ROOT else ["x"] if len(c.inputs) == 1 else [f"x{i}" for i in range(len(c.inputs))]
     for value, name in zip(c.inputs, names):
         env[value] = graph.placeholder(name)
@@ -762,6 +765,8 @@ def build_graph(arch: Architecture, p: Plan | None = None, path: str = ROOT, kin
     for item in c.items:
         if item in p.containers:
             child = p.containers[item]
+            if child.outputs and all(v in skip for v in child.outputs):
+                continue
             out = graph.call_module(c.rel(item), tuple(env[v] for v in child.inputs))
             out.meta["archspec_scope"] = item
             if len(child.outputs) == 1:
@@ -769,6 +774,8 @@ def build_graph(arch: Architecture, p: Plan | None = None, path: str = ROOT, kin
             else:
                 for i, value in enumerate(child.outputs):
                     env[value] = graph.call_function(operator.getitem, (out, i))
+            continue
+        if item in skip:
             continue
         node = p.nodes[item]
         args = [env[i] for i in node.inputs]
@@ -795,7 +802,10 @@ def build_graph(arch: Architecture, p: Plan | None = None, path: str = ROOT, kin
     if taps is not None:
         graph.output({name: env[value] for name, value in taps.items()})
     else:
-        outs = [env[o] for o in c.outputs]
+        values = c.outputs
+        if inference:  # the root's outputs are the architecture's, in order
+            values = [v for v, o in zip(values, arch.outputs) if not o.training]
+        outs = [env[v] for v in values]
         graph.output(outs[0] if len(outs) == 1 else tuple(outs))
     graph.lint()
     return graph
@@ -832,8 +842,13 @@ def assemble(arch: Architecture, p: Plan, leaves: dict[str, nn.Module | nn.Param
             module = nn.Sequential(OrderedDict(holder._modules))
         elif c.callable:
             cls = class_name(arch) if path == ROOT else _camel(blocks.get(path) or "block")
-            module = Block(holder, build_graph(arch, p, path, kinds, taps if path == ROOT else None, elide, adds),
-                           class_name=cls)
+            graph = build_graph(arch, p, path, kinds, taps if path == ROOT else None, elide, adds)
+            if path == ROOT and taps is None and any(o.training for o in arch.outputs):
+                # Training-only outputs: eval mode runs another forward (compiler/torch_cnn.py)
+                module = torch_cnn.TrainEvalBlock(holder, graph, build_graph(arch, p, path, kinds, None, elide, adds,
+                                                                             inference=True), class_name=cls)
+            else:
+                module = Block(holder, graph, class_name=cls)
             # GraphModule registers what its code uses, in code order; keep the IR's registration order.
             _restore_children(module, {attr: getattr(holder, attr) for attr in _CHILD_DICTS})
         else:
@@ -931,7 +946,7 @@ def to_torch(arch: Architecture, weights: str | Path | dict | None = None, stric
         adds = inplace_adds(arch, frozenset(tap_nodes.values()) if tap_nodes else frozenset()) if inplace else frozenset()
         module = assemble(arch, p, {k: v for k, v in leaves.items() if k in p.nodes}, kinds, tap_nodes, elide, adds)
     info = {"arch_name": arch.title, "input_names": tuple(i.name for i in arch.inputs),
-            "output_names": tuple(tap_nodes) if tap_nodes else tuple(o.name for o in arch.outputs)}
+            "output_names": tuple(tap_nodes) if tap_nodes else tuple(o.name for o in arch.outputs if not o.training)}
     for key, value in info.items():
         setattr(module, key, value)
     # GraphModule's deepcopy rebuilds the module and keeps only the attributes listed here.
@@ -1186,3 +1201,6 @@ def _exp(a, shape):
 @lowering("scale")
 def _scale(a, shape):
     return ModuleSpec("Scale", (a["factor"],))
+
+
+from . import torch_cnn  # noqa: E402,F401  (registers issue 14's lowerings in LOWERINGS)

@@ -43,6 +43,9 @@ def _hand(op: str, a: dict, ins: list, out: tuple) -> tuple[int, int, int]:
     if op == "conv":
         per_out = (a["in"] // a["groups"]) * math.prod(a["kernel"])  # each output value sees in/groups * k^d inputs
         return a["out"] * per_out + (a["out"] if a["bias"] else 0), 0, math.prod(out) * per_out
+    if op == "conv_transpose":  # each input value scatters into out/groups * k^d outputs (fvcore's count)
+        taps = (a["out"] // a["groups"]) * math.prod(a["kernel"])
+        return a["in"] * taps + (a["out"] if a["bias"] else 0), 0, math.prod(ins[0]) * taps
     if op == "linear":
         return a["in"] * a["out"] + (a["out"] if a["bias"] else 0), 0, a["in"] * a["out"]
     if op == "bn":
@@ -168,6 +171,11 @@ def test_every_zoo_model_analyzes_without_warnings():
     for model in sorted(ZOO):
         report = analyze(archspec.load(model))
         assert report.params > 0 and report.macs > 0, model
+        if model == "unet_bilinear":
+            # align_corners=True samples at u (x - 1) / (2x - 1), not at u / 2: the upsampled map really is
+            # off the skip's grid by a fraction of a pixel, and the analyzer says so at each merge
+            assert len(report.warnings) == 4 and all("misaligned" in w for w in report.warnings)
+            continue
         assert not report.warnings, (model, report.warnings)
 
 

@@ -61,7 +61,7 @@ CASES = {
     "max_steps": (50, H + "network {\n    repeat 49 { k = 1 }\n    relu()\n}\n",
                   "the spec takes more than 50 evaluation steps", (5, 5),
                   H + "network {\n    repeat 48 { k = 1 }\n    relu()\n}\n"),
-    "max_params": (100, H + "network { conv(8, 3) }\n", "the network has 224 parameters, over the limit of 100",
+    "max_params": (100, H + "network { conv(8, 1);  conv(8, 1) }\n", "the network has 104 parameters, over the limit of 100",
                    (3, 1), H + "network { conv(4, 1);  conv(4, 1) }\n"),
     "max_activation_bytes": (1600, H + "network { relu();  conv(4, 1, bias = false) }\n",  # the input counts too
                              "the network needs 2,560 bytes of activations per sample, over the limit of 1,600",

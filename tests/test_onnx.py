@@ -473,3 +473,17 @@ def test_cli_bench(tmp_path, capsys):
     assert cli("bench", "lenet5", "--provider", "cpu", "--iters", "3", "--warmup", "1") == 0
     assert "p50" in capsys.readouterr().out
     assert cli("bench", "nope.onnx") == 1
+
+
+def test_model_over_protobufs_limit_runs_with_its_weights_apart(two_heads, monkeypatch):
+    """A model of 2 GiB or more cannot be serialized (RegNetY-128GF, ViT-H/14): the Session hands its weights to
+    onnxruntime as OrtValues beside a light copy. Forced here on a small model by lowering the limit to 0."""
+    model = to_onnx(two_heads, module=randomize(to_torch(two_heads)))
+    x = np.random.default_rng(0).standard_normal((2, *two_heads.inputs[0].shape)).astype(np.float32)
+    expected = Session(model, providers="cpu").run(x)
+    monkeypatch.setattr(runtime, "_PROTOBUF_LIMIT", 0)
+    session = Session(model, providers="cpu")
+    assert session._weights and len(session._weights) == len(model.graph.initializer)
+    for got, want in zip(session.run(x), expected):
+        np.testing.assert_array_equal(got, want)
+    assert all(t.raw_data for t in model.graph.initializer)  # the caller's model is left whole

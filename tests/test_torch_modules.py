@@ -125,9 +125,25 @@ def test_hooks_fire_once_with_the_block_output(built):
         for h in handles:
             h.remove()
     flat = flat_values(m, arch, xs)
+    training = arch.training_only()  # GoogLeNet's aux heads: eval mode does not run them, as torchvision's
     for p in containers:
+        if resolved[p] in training:
+            assert not seen[p], f"hook on {p}, a training-only head, fired in eval mode"
+            continue
         assert len(seen[p]) == 1, f"hook on {p} fired {len(seen[p])} times"
         assert torch.allclose(seen[p][0], flat[resolved[p]], atol=1e-5), p
+    heads = [p for p in containers if resolved[p] in training]
+    if heads:  # training mode runs them, once each
+        handles = [m.get_submodule(p).register_forward_hook(lambda mod, args, out, p=p: seen[p].append(out))
+                   for p in heads]
+        try:
+            with torch.no_grad():
+                m.train()(*xs)
+        finally:
+            m.eval()
+            for h in handles:
+                h.remove()
+        assert all(len(seen[p]) == 1 for p in heads), {p: len(seen[p]) for p in heads}
 
 
 def test_replacing_a_top_level_module_takes_effect(built):
@@ -136,6 +152,7 @@ def test_replacing_a_top_level_module_takes_effect(built):
     with torch.no_grad():
         before = m(*xs)
     top = [p for p in holds_parameters(name) if p and "." not in p]
+    training = {t.name for t in taps(arch, top) if t.node in arch.training_only()}  # not run in eval mode
 
     class Spy(nn.Module):
         def __init__(self, inner):
@@ -152,7 +169,7 @@ def test_replacing_a_top_level_module_takes_effect(built):
         with torch.no_grad():
             after = m(*xs)
         setattr(m, p, spy.inner)
-        assert spy.calls == 1, p
+        assert spy.calls == (0 if p in training else 1), p
         for a, b in zip(after if isinstance(after, tuple) else (after,), before if isinstance(before, tuple) else (before,)):
             assert torch.equal(a, b)
 

@@ -17,7 +17,7 @@ import pytest
 import archspec
 from archspec.cli import main as cli
 from archspec.ops import REGISTRY
-from refdata import layouts
+from refdata import layouts, modern
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.arch"))
@@ -49,7 +49,12 @@ TORCHVISION_GMACS = {"alexnet": 0.71, "resnet18": 1.81, "resnet50": 4.09, "vgg16
 
 
 def bn_convention(name: str) -> tuple[float, float]:
-    """(eps, momentum) of every batch norm, per the README's conventions."""
+    """(eps, momentum) of every batch norm, per the README's conventions or the modern reference's norms."""
+    batch_norms = {(n["eps"], n["momentum"]) for n in modern().get(name, {}).get("norms", {}).values()
+                   if "momentum" in n}
+    if batch_norms:
+        (setting,) = batch_norms  # one setting per model in torchvision's modern CNNs
+        return setting
     if name.startswith("mobilenet_v3") or name in ("efficientnet_b5", "efficientnet_b6", "efficientnet_b7"):
         return 1e-3, 0.01
     if name.startswith("googlenet"):
@@ -70,8 +75,10 @@ def params_of(arch) -> int:
 
 
 def macs_of(arch) -> int:
-    shapes = arch.shapes()
-    return sum(REGISTRY[n.op].macs(n.attrs, [shapes[i] for i in n.inputs], n.shape) for n in arch.nodes)
+    """Of inference: eval mode skips the layers only training outputs need (Inception-v3's aux head)."""
+    shapes, training = arch.shapes(), arch.training_only()
+    return sum(REGISTRY[n.op].macs(n.attrs, [shapes[i] for i in n.inputs], n.shape)
+               for n in arch.nodes if n.name not in training)
 
 
 # ---------------------------------------------------------------- every model loads and follows the conventions
@@ -87,6 +94,9 @@ def test_zoo_is_complete():
     assert not missing, f"not in the zoo: {missing}"
 
 
+DENSE = {"unet", "unet_bilinear"}  # dense predictors: a class map of the input's size class by class
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_model_loads_as_a_classifier(name):
     arch = model(name)
@@ -94,7 +104,8 @@ def test_model_loads_as_a_classifier(name):
     assert len(arch.inputs) == 1 and len(arch.inputs[0].shape) == 3
     classes = arch.params["num_classes"]
     for out in arch.outputs:
-        assert arch.node(out.node).shape == (classes,)
+        shape = arch.node(out.node).shape
+        assert shape == (classes,) if name not in DENSE else shape[0] == classes and len(shape) == 3
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -191,7 +202,8 @@ def test_compiled_module_matches_ir_and_reference(name):
     with torch.device("meta"):
         y = module(*[torch.empty(2, *i.shape) for i in arch.inputs])
     ys = y if isinstance(y, tuple) else (y,)
-    assert [tuple(t.shape) for t in ys] == [(2, *arch.node(o.node).shape) for o in arch.outputs]
+    inference = [o for o in arch.outputs if not o.training]  # eval mode returns these alone
+    assert [tuple(t.shape) for t in ys] == [(2, *arch.node(o.node).shape) for o in inference]
 
 
 def test_googlenet_aux_heads_follow_torchvision():
@@ -214,6 +226,52 @@ def test_googlenet_aux_heads_follow_torchvision():
     assert dropouts == [pytest.approx(0.7)]
 
 
+def test_inception_v3_aux_head_and_transform_input_follow_torchvision():
+    """torchvision's Inception3: (logits, aux_logits) in training mode, the logits alone in eval, whose MACs the
+    analyzer counts (test_zoo_modern checks them against the reference); aux_logits = false drops the AuxLogits
+    weights; transform_input rescales each channel, x * std / 0.5 + (mean - 0.5) / 0.5, before Conv2d_1a_3x3."""
+    import torch
+    from archspec_compiler import to_torch
+    torch.manual_seed(0)
+    arch = model("inception_v3")
+    module = to_torch(arch)
+    x = torch.randn(2, 3, 299, 299)
+    with torch.no_grad():
+        logits, aux = module.train()(x)
+        assert logits.shape == aux.shape == (2, 1000)
+        out = module.eval()(x)
+        assert isinstance(out, torch.Tensor) and out.shape == (2, 1000)
+        transformed = to_torch(model("inception_v3", transform_input=True)).eval()
+        transformed.load_state_dict(module.state_dict())
+        mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+        std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+        torch.testing.assert_close(transformed(x), module(x * (std / 0.5) + (mean - 0.5) / 0.5))
+    plain = model("inception_v3", aux_logits=False)
+    assert archspec.analyze(plain).macs == archspec.analyze(arch).macs
+    assert archspec.analyze(plain).params < archspec.analyze(arch).params
+    keys = [k for k, *_ in modern()["inception_v3"]["state_dict"] if not k.startswith("AuxLogits.")]
+    assert list(_compile_meta(plain).state_dict()) == keys
+
+
+# torchvision's documented smallest inputs (its weights' "min_size"); SqueezeNet's are tight: a pixel less leaves
+# its last ceil-mode pool without a window, which the analyzer must refuse at the pool, as torch does.
+# Inception-v3's 75 holds for inference: at 75 the aux head's 5x5 pool would not fit (nor does it in torch).
+MIN_SIZES = [("squeezenet1_0", 21, True, {}), ("squeezenet1_1", 17, True, {}), ("efficientnet_v2_s", 33, False, {}),
+             ("inception_v3", 75, False, {"aux_logits": False})] + \
+    [(f"mnasnet{w}", 1, False, {}) for w in ("0_5", "0_75", "1_0", "1_3")] + \
+    [(f"regnet_{xy}_400mf", 1, False, {}) for xy in "xy"] + [("shufflenet_v2_x1_0", 1, False, {})]
+
+
+@pytest.mark.parametrize("name, size, tight, overrides", [m for m in MIN_SIZES if m[0] in MODELS])
+def test_documented_minimum_input_size(name, size, tight, overrides):
+    arch = archspec.load(name, input_size=(size, size), **overrides)
+    assert [arch.node(o.node).shape for o in arch.outputs] == [(1000,)]
+    if tight:
+        with pytest.raises(archspec.SpecError, match="too small") as err:
+            archspec.load(name, input_size=(size - 1, size - 1), **overrides)
+        assert "maxpool" in str(err.value)
+
+
 # ---------------------------------------------------------------- overrides from the API and the CLI
 
 @pytest.mark.parametrize("name", MODELS)
@@ -223,7 +281,9 @@ def test_resolution_and_classes_overrides(name):
     step = 7 * 32 if name.startswith("maxvit") else 32  # MaxViT's maps stay whole 7x7 partitions (as torchvision's)
     bigger = model(name, resolution=size + step, num_classes=10)
     assert bigger.inputs[0].shape == (arch.inputs[0].shape[0], size + step, size + step)
-    assert all(bigger.node(o.node).shape == (10,) for o in bigger.outputs)
+    # classes first: (10,) for a classifier, (10, H, W) for a dense predictor (U-Net) of the same rank as before
+    assert all(bigger.node(o.node).shape[0] == 10 and len(bigger.node(o.node).shape) == len(arch.node(o.node).shape)
+               for o in bigger.outputs)
     same = archspec.load(name, input_size=(size + step, size + step))
     assert same.inputs[0].shape == bigger.inputs[0].shape
 

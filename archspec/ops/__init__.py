@@ -1,5 +1,6 @@
 """The op table. Each op lives in one module of this package; importing it registers it."""
-from . import activation, attention, conv, merge, norm, pool, structure, tensor, window  # noqa: F401  (registration)
+from . import (activation, attention, channel, conv, merge, norm, pool, resample, structure,  # noqa: F401
+               tensor, window)  # (registration)
 from .base import GLOBAL, REGISTRY, RF, ArgError, Op, ShapeError, numel, spec_repr
 
 __all__ = ["GLOBAL", "REGISTRY", "RF", "Op", "ShapeError", "get", "numel"]

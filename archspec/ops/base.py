@@ -10,8 +10,8 @@ Shape = tuple[int, ...]
 
 REGISTRY: dict[str, type["Op"]] = {}
 
-# Inputs of each rank for Op.example_cases: [F], [C, L], [C, H, W].
-EXAMPLE_SHAPES: dict[int, Shape] = {1: (12,), 2: (8, 10), 3: (8, 10, 10)}
+# Inputs of each rank for Op.example_cases: [F], [C, L], [C, H, W], [C, D, H, W].
+EXAMPLE_SHAPES: dict[int, Shape] = {1: (12,), 2: (8, 10), 3: (8, 10, 10), 4: (4, 6, 6, 6)}
 # Ranks a tensor op accepts (without batch): tokens [L, D], maps [C, H, W] or [H, W, C], windows [n, h, w, C]...
 MAX_RANK = 8
 ANY_RANK: tuple[int, ...] = tuple(range(1, MAX_RANK + 1))
@@ -96,6 +96,12 @@ def _bool(v: Any) -> bool:
     return v
 
 
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"expects a string, got {spec_repr(v)}")
+    return v
+
+
 def _per_axis(item):
     """An int for every spatial axis, or one list of them (checked item by item)."""
     def convert(v: Any):
@@ -130,8 +136,8 @@ def _list_of(item):
 # The kinds an op argument's annotation may name (`out: PosInt`, `stride: PosInts | None = None`).
 KINDS = {"Int": _int, "PosInt": _pos_int, "NonNegInt": _non_neg_int, "Float": _float, "Prob": _prob,
          "Bool": _bool, "PosInts": _per_axis(_pos_int), "NonNegInts": _per_axis(_non_neg_int),
-         "Str": _str, "IntList": _list_of(_int), "PosIntList": _list_of(_pos_int)}
-Int, PosInt, NonNegInt, Float, Prob, Bool, PosInts, NonNegInts, Str, IntList, PosIntList = KINDS.values()
+         "Floats": _per_axis(_float), "Str": _str, "IntList": _list_of(_int), "PosIntList": _list_of(_pos_int)}
+Int, PosInt, NonNegInt, Float, Prob, Bool, PosInts, NonNegInts, Floats, Str, IntList, PosIntList = KINDS.values()
 _REQUIRED = object()
 
 
@@ -244,8 +250,8 @@ class Op:
     doc: ClassVar[str] = ""
     # Number of tensor inputs; None for merges, which take two or more named tensors.
     arity: ClassVar[int | None] = 1
-    # Input ranks accepted (without batch): 1 = [F], 2 = [C, L], 3 = [C, H, W].
-    ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
+    # Input ranks accepted (without batch): 1 = [F], 2 = [C, L], 3 = [C, H, W], 4 = [C, D, H, W].
+    ranks: ClassVar[tuple[int, ...]] = (1, 2, 3, 4)
     # Valid example for the op table's completeness tests: (args, kwargs, input shapes).
     example: ClassVar[tuple[tuple, dict, list[Shape]]] = ((), {}, [(8, 10, 10)])
 

@@ -1,4 +1,4 @@
-"""Convolution (1d on [C, L], 2d on [C, H, W]) and fully connected layers."""
+"""Convolution (1d on [C, L], 2d on [C, H, W], 3d on [C, D, H, W]) and fully connected layers."""
 from __future__ import annotations
 
 import math
@@ -33,7 +33,7 @@ class Conv(Op):
     doc = "Convolution over the spatial axes: conv(out, kernel, stride=1, pad=0, dilation=1, groups=1, bias=true)."
     Args = ConvArgs
     positional = ("out", "kernel")
-    ranks = (2, 3)
+    ranks = (2, 3, 4)
     example = ((16, 3), {"stride": 2, "pad": 1, "groups": 2, "bias": False}, [(8, 10, 10)])
 
     @classmethod

@@ -21,7 +21,7 @@ class AvgPoolArgs(PoolArgs):
 
 class _Pool(Op):
     positional = ("kernel", "stride")
-    ranks = (2, 3)
+    ranks = (2, 3, 4)
 
     @classmethod
     def normalize(cls, args, ins):
@@ -72,7 +72,7 @@ class AdaptiveAvgPool(Op):
     doc = "Average pooling to a fixed output size: adaptive_avgpool(size)."
     Args = AdaptiveArgs
     positional = ("size",)
-    ranks = (2, 3)
+    ranks = (2, 3, 4)
     example = ((3,), {}, [(8, 10, 10)])
 
     @classmethod
@@ -105,7 +105,7 @@ class AdaptiveAvgPool(Op):
 class GlobalAvgPool(Op):
     name = "gap"
     doc = "Global average pooling, keeping the spatial axes as size 1: [C, H, W] -> [C, 1, 1]."
-    ranks = (2, 3)
+    ranks = (2, 3, 4)
 
     @classmethod
     def shape(cls, a, ins):

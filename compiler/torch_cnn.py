@@ -1,0 +1,163 @@
+"""PyTorch lowerings of issue 14's ops (channel cuts and shuffle, resampling, constant affines), as
+entries of compiler/torch.py's LOWERINGS table. Each custom module here is self-contained (torch only):
+the standalone source emitter copies its class into the generated file."""
+from __future__ import annotations
+
+import torch
+import torch.fx as fx
+from torch import nn
+from torch.fx.graph_module import _forward_from_src
+
+from .torch import ALIASING, CUSTOM_MODULES, Block, ModuleSpec, lowering
+
+
+class Narrow(nn.Module):
+    """x[:, ..., start:start + length] along one axis (`dim` counts the batch axis): a chunk or split part."""
+
+    def __init__(self, dim: int, start: int, length: int) -> None:
+        super().__init__()
+        self.dim, self.start, self.length = dim, start, length
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.narrow(self.dim, self.start, self.length)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, start={self.start}, length={self.length}"
+
+
+class ChannelShuffle(nn.Module):
+    """torchvision's channel_shuffle: [N, g * k, ...] -> view [N, g, k, ...] -> transpose -> [N, k * g, ...]."""
+
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c = x.shape[:2]
+        y = x.reshape(n, self.groups, c // self.groups, *x.shape[2:]).transpose(1, 2)
+        return y.reshape(x.shape)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
+
+
+class ChannelAffine(nn.Module):
+    """x * scale[c] + shift[c] with constant per-channel lists (no parameters, nothing in the state_dict)."""
+
+    def __init__(self, scale: list[float], shift: list[float]) -> None:
+        super().__init__()
+        self.scale, self.shift = scale, shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = [-1] + [1] * (x.dim() - 2)
+        scale = torch.tensor(self.scale, dtype=x.dtype, device=x.device).view(shape)
+        return x * scale + torch.tensor(self.shift, dtype=x.dtype, device=x.device).view(shape)
+
+
+CUSTOM_MODULES.update({"Narrow": Narrow, "ChannelShuffle": ChannelShuffle, "ChannelAffine": ChannelAffine})
+ALIASING.update({"chunk", "split"})  # a part is a view: an in-place activation on it would write into its input
+
+
+@lowering("chunk", "split")
+def _part(a, shape):
+    return ModuleSpec("Narrow", (a["dim"] + 1, a["start"], a["length"]))  # +1: the batch axis
+
+
+@lowering("channel_affine")
+def _affine(a, shape):
+    return ModuleSpec("ChannelAffine", (a["scale"], a["shift"]))
+
+
+@lowering("channel_shuffle")
+def _shuffle(a, shape):
+    return ModuleSpec("ChannelShuffle", (a["groups"],))
+
+
+class TrainEvalBlock(Block):
+    """The root Block of a model with training-only outputs: it runs its graph (every output) in training
+    mode and `eval_graph` (the inference outputs alone, without the nodes and child blocks only training
+    outputs need) in eval mode, as torchvision's Inception-v3 and GoogLeNet do with their aux heads. The
+    children keep IR order, so the state_dict holds the aux heads where torchvision has them."""
+
+    def __init__(self, root: nn.Module, graph: fx.Graph, eval_graph: fx.Graph, class_name: str = "GraphModule"):
+        self.__dict__["_eval_graph"] = eval_graph  # before GraphModule.__init__, whose recompile reads it
+        super().__init__(root, graph, class_name=class_name)
+
+    def recompile(self):
+        code = super().recompile()  # the training forward, from the full graph
+        eval_graph = self.__dict__.get("_eval_graph")
+        if eval_graph is not None:
+            eval_code = eval_graph.python_code(root_module="self")
+            train_forward, eval_forward = type(self).forward, _forward_from_src(eval_code.src, eval_code.globals)
+
+            def forward(self, *args):
+                return train_forward(self, *args) if self.training else eval_forward(self, *args)
+            type(self).forward = forward
+        return code
+
+    def _deepcopy_init(self):
+        def init(res, fake_mod, graph):
+            res.__dict__["_eval_graph"] = fake_mod.__dict__["_eval_graph"]
+            fx.GraphModule.__init__(res, fake_mod, graph)
+        return init
+
+    def __reduce__(self):
+        raise TypeError("a model with training-only outputs cannot be pickled whole (pickling keeps one forward); "
+                        "save its state_dict and rebuild it with to_torch")
+
+
+class CenterCrop(nn.Module):
+    """The spatial window of `size` starting at `start` (per axis): U-Net's crop of a skip connection."""
+
+    def __init__(self, start: list[int], size: list[int]) -> None:
+        super().__init__()
+        self.start, self.size = start, size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for axis, (b, n) in enumerate(zip(self.start, self.size)):
+            x = x.narrow(axis + 2, b, n)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"start={self.start}, size={self.size}"
+
+
+CUSTOM_MODULES["CenterCrop"] = CenterCrop
+ALIASING.add("center_crop")
+
+
+def _one(values: list[int]):
+    return values[0] if len(set(values)) == 1 else tuple(values)
+
+
+@lowering("upsample", "interpolate")
+def _resample(a, shape):
+    kw = {"scale_factor": _one([float(s) for s in a["scale"]])} if "scale" in a else {"size": _one(a["size"])}
+    kw["mode"] = a["mode"]
+    if a["mode"] != "nearest":
+        kw["align_corners"] = a["align_corners"]
+    return ModuleSpec("Upsample", (), kw)
+
+
+@lowering("conv_transpose")
+def _conv_transpose(a, shape):
+    kw = {"kernel_size": _one(a["kernel"])}
+    for key, name, default in (("stride", "stride", 1), ("pad", "padding", 0), ("output_pad", "output_padding", 0),
+                               ("dilation", "dilation", 1)):
+        if any(v != default for v in a[key]):
+            kw[name] = _one(a[key])
+    if a["groups"] != 1:
+        kw["groups"] = a["groups"]
+    if not a["bias"]:
+        kw["bias"] = False
+    return ModuleSpec(f"ConvTranspose{len(shape) - 1}d", (a["in"], a["out"]), kw)
+
+
+@lowering("pixel_shuffle")
+def _pixel_shuffle(a, shape):
+    return ModuleSpec("PixelShuffle", (a["factor"],))
+
+
+@lowering("center_crop")
+def _center_crop(a, shape):
+    return ModuleSpec("CenterCrop", (a["start"], a["size"]))
