@@ -114,12 +114,6 @@ def _per_axis(item):
     return convert
 
 
-def _str(v: Any) -> str:
-    if not isinstance(v, str):
-        raise ValueError(f"expects a string, got {spec_repr(v)}")
-    return v
-
-
 def _list_of(item):
     """A list of values (one int is a list of one), at most MAX_RANK long: axes, sizes, shifts."""
     def convert(v: Any):
