@@ -135,6 +135,7 @@ def _to_numpy(value, dtype) -> np.ndarray:
 # protobuf cannot serialize (nor even size) a message of 2 GiB or more (RegNetY-128GF, ViT-H/14); the margin is
 # for the graph beside the weights
 _PROTOBUF_LIMIT = 2**31 - 2**26
+_INLINE_ELEMENTS = 1024  # initializers this small stay in the light graph
 
 
 def _weight_bytes(model) -> int:
@@ -158,6 +159,9 @@ def _weights_apart(model, options):
             light.graph.MergeFrom(type(model.graph)(**{field.name: value}))
     names, values = [], []
     for tensor in model.graph.initializer:
+        if math.prod(tensor.dims) <= _INLINE_ELEMENTS:  # shapes, axes, scales: onnxruntime's shape inference
+            light.graph.initializer.append(tensor)      # reads these from the graph, not from OrtValues
+            continue
         stub = light.graph.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims,
                                            data_location=TensorProto.EXTERNAL)
         stub.external_data.add(key="location", value="in-memory")  # replaced before anything is read
