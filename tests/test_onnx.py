@@ -349,9 +349,11 @@ def test_zoo_export_matches_torch(name):
     x = torch.randn(2, *arch.inputs[0].shape)
     expected = torch_outputs(module, [x])
     # In memory: to_onnx writes exactly these bytes to a file (test_export_is_deterministic).
-    data = to_onnx(arch, module=module).SerializeToString()
-    assert data == to_onnx(arch, module=module).SerializeToString(), "two exports differ"
-    onnx.checker.check_model(data, full_check=True)
+    data = to_onnx(arch, module=module)
+    if runtime._weight_bytes(data) < runtime._PROTOBUF_LIMIT:  # else no bytes: Session hands the weights apart
+        data = data.SerializeToString()
+        assert data == to_onnx(arch, module=module).SerializeToString(), "two exports differ"
+        onnx.checker.check_model(data, full_check=True)
     for got, want in zip(ort_outputs(data, [x]), expected):
         assert rel_err(got, want) < F32_TOL
     del data
