@@ -16,6 +16,7 @@ from pathlib import Path
 
 from torch import nn
 
+from archspec.analysis import analyze
 from archspec.errors import SpecError, printable
 from archspec.ir import Architecture
 
@@ -23,6 +24,21 @@ from . import torch as backend
 from .plan import Container, Plan
 
 __all__ = ["emit_python"]
+
+# build() checks the weights fit before allocating them, as to_torch does (compiler/runtime.check_fits): a model
+# written for a bigger machine fails with a message, not by the OOM killer.
+_CHECK_MEMORY = '''\
+def _check_memory(nbytes: int) -> None:
+    """MemoryError, before allocating, when `nbytes` exceed the memory this machine has available."""
+    try:
+        with open("/proc/meminfo") as f:
+            free = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):  # not Linux: let torch try
+        return
+    if nbytes > free:
+        raise MemoryError(f"the weights need {nbytes / 2**30:,.1f} GiB, more than the {free / 2**30:,.1f} GiB "
+                          "of memory available: build it on a bigger machine")
+'''
 
 _HELPERS = '''\
 def _sequential(*children: tuple[str, nn.Module]) -> nn.Sequential:
@@ -406,9 +422,12 @@ def emit_python(arch: Architecture, inplace: bool = True, command: str | None = 
         out.append(f"    def forward(self, {sig}) -> {ret}:")
     out.extend(f"        {line}" for line in body)
     out.append("\n")
-    out.append(f"Model = {cls}\n\n")
+    out.append(f"Model = {cls}\n")
+    out.append(f"WEIGHT_BYTES = {analyze(arch).params * 4}  # float32 parameters\n\n")
+    out.append(_CHECK_MEMORY + "\n")
     out.append(f"def build() -> {cls}:")
-    out.append(f'    """A fresh {title}."""')
+    out.append(f'    """A fresh {title} (MemoryError, before allocating, when its weights do not fit)."""')
+    out.append("    _check_memory(WEIGHT_BYTES)")
     out.append(f"    return {cls}()\n\n")
     out.append('if __name__ == "__main__":')
     out.append("    model = build().eval()")

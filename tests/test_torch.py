@@ -588,6 +588,18 @@ def test_emitted_source_is_readable(tiny):
     assert "class Tiny(nn.Module):" in text and "def build()" in text
 
 
+def test_emitted_build_checks_memory_before_allocating(tiny):
+    """build() refuses a model whose weights exceed the memory available, as to_torch does (a 9e9-parameter spec
+    under max_params made the fuzzer's importer allocate 36 GB)."""
+    namespace: dict = {}
+    exec(compile(emit_python(tiny), "<tiny>", "exec"), namespace)
+    assert namespace["WEIGHT_BYTES"] == archspec.analyze(tiny).params * 4
+    with pytest.raises(MemoryError, match="GiB"):
+        namespace["_check_memory"](1 << 62)
+    asked = []
+    namespace["_check_memory"] = asked.append  # build() looks the checker up at call time
+    assert isinstance(namespace["build"](), torch.nn.Module) and asked == [namespace["WEIGHT_BYTES"]]
+
 def test_compile_command_errors(tmp_path, capsys):
     from archspec.cli import main
     bad = write_spec(tmp_path, "arch bad\ninput x: [3, 8, 8]\nnetwork { conv(8, 3, strde = 2) }\n", "bad.arch")
