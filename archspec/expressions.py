@@ -159,6 +159,10 @@ class ExprEvaluator:
     def e_attr(self, t, scope, d):
         base = self.eval(t.children[0], scope, d)
         name = t.children[1].value
+        if isinstance(base, Tensor):  # a saved tensor reads like `in`: x.channels
+            if base.shape is None:
+                raise _Poisoned()
+            base = ShapeView(base.shape)
         if isinstance(base, ShapeView):
             try:
                 return base.attr(name)
@@ -166,10 +170,6 @@ class ExprEvaluator:
                 from .errors import did_you_mean
                 raise EvalError(f"a tensor of shape {list(base.shape)} has no '{name}'", t.children[1],
                                 did_you_mean(name, base.attr_names()) or "use channels, height, width or shape") from None
-        if isinstance(base, Tensor):
-            if base.shape is None:
-                raise _Poisoned()
-            return ShapeView(base.shape).attr(name)
         raise EvalError(f"{a_type(base)} has no attribute '{name}'", t.children[1],
                         "only the incoming tensor has attributes: in.channels, in.height, in.width")
 

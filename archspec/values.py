@@ -25,7 +25,7 @@ class ShapeView:
 
     def attr(self, name: str):
         s = self.shape
-        table = {"channels": s[0], "shape": list(s), "rank": len(s)}
+        table = {"shape": list(s), "rank": len(s)} | ({"channels": s[0]} if s else {})
         if len(s) == 3:
             table.update(height=s[1], width=s[2])
         if len(s) == 4:
