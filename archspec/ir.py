@@ -149,8 +149,15 @@ class Budget(_Model):
     span: Span
 
 
+class _Indexed(_Model):
+    """A slot beside the fields for the graph facts (archspec.graph), computed once: not a field, so
+    neither JSON, equality, copies nor pickles see it."""
+
+    __slots__ = ("_graph",)
+
+
 @_frozen
-class Architecture(_Model):
+class Architecture(_Indexed):
     """A fully evaluated, validated network: what every pass and backend reads."""
 
     name: str
@@ -172,24 +179,18 @@ class Architecture(_Model):
         return self.variant or self.name
 
     def node(self, name: str) -> Node:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)
+        """The node named `name` (KeyError otherwise), through the graph's index."""
+        from .graph import graph
+        return graph(self).node[name]
 
     def training_only(self) -> set[str]:
         """Nodes that only training outputs need: inference (eval mode, ONNX, the analyzer's MACs) skips them."""
-        def needed(outputs) -> set[str]:
-            producers = {n.name: n for n in self.nodes}
-            seen, stack = set(), [o.node for o in outputs]
-            while stack:
-                name = stack.pop()
-                if name not in seen and name in producers:
-                    seen.add(name)
-                    stack.extend(producers[name].inputs)
-            return seen
-        training = [o for o in self.outputs if o.training]
-        return needed(training) - needed([o for o in self.outputs if not o.training]) if training else set()
+        training = [o.node for o in self.outputs if o.training]
+        if not training:
+            return set()
+        from .graph import graph
+        g = graph(self)
+        return (g.ancestors(training) - g.ancestors([o.node for o in self.outputs if not o.training])) & g.node.keys()
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Shape of every value, inputs included, by name."""

@@ -18,8 +18,9 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-from archspec.analysis import boundary, consumers
+from archspec.analysis import boundary
 from archspec.errors import Diagnostic, Pos, SpecError
+from archspec.graph import graph
 from archspec.ir import Architecture
 
 __all__ = ["Container", "Plan", "plan"]
@@ -97,7 +98,7 @@ def plan(arch: Architecture, functions: set[str], parameters: set[str] = frozens
             _reorder(containers[path], names)
 
     sub = _subset(arch, nodes)
-    readers = consumers(sub)
+    readers = graph(sub).readers
     members: dict[str, set[str]] = {p: set() for p in containers}
     for name in nodes:
         parts = name.split(".")
@@ -135,18 +136,11 @@ def _reorder(c: Container, names: tuple[str, ...]) -> None:
 
 
 def _ancestors(arch: Architecture, outs: list[str]) -> set[str]:
-    producers = {n.name: n for n in arch.nodes}
-    unknown = [o for o in outs if o not in producers and o not in {i.name for i in arch.inputs}]
+    g = graph(arch)
+    unknown = [o for o in outs if o not in g.node and o not in {i.name for i in arch.inputs}]
     if unknown:
         raise SpecError(f"no layer named {', '.join(repr(u) for u in unknown)} to return")
-    seen, stack = set(), list(outs)
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in producers:
-            continue
-        seen.add(name)
-        stack.extend(producers[name].inputs)
-    return seen
+    return g.ancestors(outs)
 
 
 def _subset(arch: Architecture, nodes: dict) -> Architecture:

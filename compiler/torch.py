@@ -36,6 +36,8 @@ import torch.fx as fx
 from torch import nn
 
 from archspec.errors import Diagnostic, Pos, SpecError
+from archspec import graph as graph_passes
+from archspec.graph import inplace_adds
 from archspec.ir import Architecture, Node, Span
 from archspec.ops.tensor import SOURCES, shared_values
 
@@ -623,34 +625,8 @@ def module_specs(arch: Architecture) -> list[tuple[Node, ModuleSpec]]:
 
 
 def inplace_nodes(arch: Architecture) -> set[str]:
-    """Activation nodes that may run in place: their input is an intermediate read by no other node
-    and not returned as an output (in-place would change what the other reader sees)."""
-    readers: dict[str, int] = {}
-    for node in arch.nodes:
-        for i in node.inputs:
-            readers[i] = readers.get(i, 0) + 1
-    protected = {i.name for i in arch.inputs} | {o.node for o in arch.outputs}
-    # These return their input itself or a view of it (identity, flatten; dropout and stochastic
-    # depth at eval): writing into their result would write into a tensor other nodes may read.
-    aliasing = {n.name for n in arch.nodes if n.op in ALIASING}
-    return {n.name for n in arch.nodes
-            if n.op in INPLACE and readers.get(n.inputs[0]) == 1 and n.inputs[0] not in protected
-            and n.inputs[0] not in aliasing}
-
-
-def inplace_adds(arch: Architecture, protected: frozenset = frozenset()) -> frozenset:
-    """Adds that may write into their first input, as torchvision's `out += identity` (at batch 8 a fresh
-    tensor per residual add costs ResNet-50 ~4%): that input is a batch norm's output (its backward does
-    not need it) of the add's own shape, read by nothing else and not returned (nor in `protected`)."""
-    readers: dict[str, int] = {}
-    for node in arch.nodes:
-        for i in node.inputs:
-            readers[i] = readers.get(i, 0) + 1
-    protected = protected | {i.name for i in arch.inputs} | {o.node for o in arch.outputs}
-    ops = {n.name: n for n in arch.nodes}
-    return frozenset(n.name for n in arch.nodes if n.op == "add" and len(n.inputs) == 2
-                     and getattr(ops.get(n.inputs[0]), "op", None) == "bn" and readers[n.inputs[0]] == 1
-                     and n.inputs[0] not in protected and tuple(ops[n.inputs[0]].shape) == tuple(n.shape))
+    """Activation nodes that may run in place (archspec.graph.inplace_nodes with this backend's ops)."""
+    return graph_passes.inplace_nodes(arch, INPLACE, ALIASING)
 
 
 def _set_inplace(spec: ModuleSpec) -> ModuleSpec:
@@ -1113,11 +1089,7 @@ def _value_problems(arch: Architecture, state: dict, own: dict) -> list[Diagnost
 
 def _owner(arch: Architecture, key: str) -> Node | None:
     """The node whose module holds a state_dict key ('layer1.0.bn1.running_mean' -> layer1.0.bn1)."""
-    path = key.rsplit(".", 1)[0]
-    for node in arch.nodes:
-        if node.name == path:
-            return node
-    return None
+    return graph_passes.graph(arch).node.get(key.rsplit(".", 1)[0])
 
 
 # ---------------------------------------------------------------- windowed attention's pieces (archspec/ops/window.py)
