@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal, Union
 
+from .errors import Pos
+
 AttrValue = Union[bool, int, float, str, list[int], list[float], None]
 ParamValue = Union[bool, int, float, str, list, None]
 
@@ -95,6 +97,10 @@ class Span(_Model):
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
+
+    def pos(self, width: int = 0) -> Pos:
+        """The error position of this span (every backend's diagnostics); `width` columns underlined."""
+        return Pos(self.file, self.line, self.col, self.line if width else 0, self.col + width if width else 0)
 
 
 @_frozen

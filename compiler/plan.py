@@ -19,7 +19,7 @@ import heapq
 from dataclasses import dataclass, field
 
 from archspec.analysis import boundary
-from archspec.errors import Diagnostic, Pos, SpecError
+from archspec.errors import Diagnostic, SpecError
 from archspec.graph import graph
 from archspec.ir import Architecture
 
@@ -81,13 +81,13 @@ def plan(arch: Architecture, functions: set[str], parameters: set[str] = frozens
             if k < len(parts) - 1 and path not in containers:
                 if path in nodes:
                     errors.append(Diagnostic(f"'{path}' is a layer and also holds '{name}'",
-                                             _pos(node.span), "rename one of the labels"))
+                                             node.span.pos(), "rename one of the labels"))
                     break
                 containers[path] = Container(path, blocks.get(path))
                 containers[parent].children.append(path)
             elif k == len(parts) - 1:
                 if name in containers:
-                    errors.append(Diagnostic(f"'{name}' is a layer and also a scope", _pos(node.span),
+                    errors.append(Diagnostic(f"'{name}' is a layer and also a scope", node.span.pos(),
                                              "rename one of the labels"))
                     break
                 containers[parent].children.append(name)
@@ -231,7 +231,3 @@ def _is_chain(c: Container, containers, nodes, not_modules: set[str]) -> bool:
                 return False
             prev = it
     return prev == c.outputs[0]
-
-
-def _pos(span) -> Pos | None:
-    return None if span is None else Pos(span.file, span.line, span.col)

@@ -72,3 +72,38 @@ def test_the_cache_is_no_part_of_the_value(arch):
     for twin in (pickle.loads(pickle.dumps(arch)), copy.deepcopy(arch), arch.model_copy()):
         assert twin == arch and twin.model_dump_json() == text
         assert graph(twin) is not graph(arch)
+
+
+def test_span_to_error_position():
+    from archspec.errors import Pos
+    from archspec.ir import Span
+    span = Span(file="a.arch", line=3, col=5)
+    assert span.pos() == Pos("a.arch", 3, 5)
+    assert span.pos(6) == Pos("a.arch", 3, 5, 3, 11)  # a budget underlines its keyword
+
+
+def test_one_lowering_registry_for_both_backends():
+    from archspec_compiler.lowerings import Lowerings
+    table = Lowerings()
+
+    @table.register("a", "b")
+    def fn():
+        return 1
+
+    assert table == {"a": fn, "b": fn}
+    from archspec_compiler import onnx as onnx_backend
+    from archspec_compiler import torch as torch_backend
+    assert type(onnx_backend.LOWERINGS) is type(torch_backend.LOWERINGS) is Lowerings
+    assert onnx_backend.lowering.__func__ is torch_backend.lowering.__func__ is Lowerings.register
+
+
+def test_to_numpy_takes_torch_and_numpy_alike():
+    import numpy as np
+    import torch
+
+    from archspec_compiler.runtime import to_numpy
+    t = torch.arange(6, dtype=torch.bfloat16).reshape(2, 3).t()  # not contiguous, a type numpy lacks
+    a = to_numpy(t)
+    assert a.dtype == np.float32 and a.flags.c_contiguous and a.tolist() == [[0, 3], [1, 4], [2, 5]]
+    assert to_numpy(torch.ones(2, requires_grad=True), "float64").dtype == np.float64
+    assert to_numpy([1.5, 2.5], np.float16).dtype == np.float16
