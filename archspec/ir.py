@@ -112,6 +112,24 @@ class Input(_Model):
     span: Span
 
 
+class Attrs(dict):
+    """A node's attributes, read-only so that a Node can be hashed; a dict to everything that reads it
+    (JSON writes it as one, byte for byte). A changed node is a new Node (dataclasses.replace)."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("a node's attributes are read-only: make a new Node with dataclasses.replace")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _read_only
+
+    def __hash__(self) -> int:  # list values (kernel sizes) hash as tuples
+        return hash(tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in self.items()))
+
+    def __reduce__(self):  # pickle and copy rebuild it whole (item by item would write into it)
+        return (Attrs, (dict(self),))
+
+
 @_frozen
 class Node(_Model):
     """One op applied to named inputs. `name` is the scope path (`layer3.2.conv1`), also the module path."""
@@ -119,9 +137,13 @@ class Node(_Model):
     name: str
     op: str
     inputs: tuple[str, ...]
-    attrs: dict[str, AttrValue] = field(default_factory=dict)
+    attrs: dict[str, AttrValue] = field(default_factory=Attrs)
     shape: tuple[int, ...]
     span: Span
+
+    def __post_init__(self) -> None:
+        if type(self.attrs) is not Attrs:
+            object.__setattr__(self, "attrs", Attrs(self.attrs))
 
 
 @_frozen

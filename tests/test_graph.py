@@ -107,3 +107,19 @@ def test_to_numpy_takes_torch_and_numpy_alike():
     assert a.dtype == np.float32 and a.flags.c_contiguous and a.tolist() == [[0, 3], [1, 4], [2, 5]]
     assert to_numpy(torch.ones(2, requires_grad=True), "float64").dtype == np.float64
     assert to_numpy([1.5, 2.5], np.float16).dtype == np.float16
+
+
+def test_nodes_are_hashable_and_their_attributes_read_only(arch):
+    import dataclasses
+
+    from archspec.ir import Attrs
+    conv = arch.node("c")
+    assert isinstance(conv.attrs, Attrs) and conv.attrs == dict(conv.attrs)
+    assert len(set(arch.nodes)) == len(arch.nodes) and hash(conv) == hash(dataclasses.replace(conv))
+    with pytest.raises(TypeError, match="read-only"):
+        conv.attrs["out"] = 8
+    with pytest.raises(TypeError, match="read-only"):
+        conv.attrs.update(out=8)
+    wider = dataclasses.replace(conv, attrs={**conv.attrs, "out": 8})
+    assert isinstance(wider.attrs, Attrs) and wider != conv and conv.attrs["out"] == 4
+    assert pickle.loads(pickle.dumps(conv)) == conv and copy.deepcopy(conv.attrs) == conv.attrs
