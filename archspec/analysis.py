@@ -69,7 +69,7 @@ class Field:
     def local_text(self) -> str:
         if not self.size:
             return "-"
-        return f"{_axes(self.size)} (stride {_axes(self.stride)}, padding {_axes(self.padding)})"
+        return f"{axes_text(self.size)} (stride {axes_text(self.stride)}, padding {axes_text(self.padding)})"
 
     def __str__(self) -> str:
         if self.is_global:
@@ -87,7 +87,7 @@ def _exact(v):
     return int(v) if isinstance(v, Fraction) and v.denominator == 1 else v
 
 
-def _axes(values: tuple[int, ...]) -> str:
+def axes_text(values: tuple[int, ...]) -> str:
     """212 when every axis agrees, 212x100 otherwise."""
     return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
 
@@ -416,7 +416,7 @@ def _network_field(arch: Architecture, fields: dict[str, Field], shapes: dict) -
     ancestors = graph(arch).ancestors([end])
     # A [C, 1, 1] map still counts when it is local (LeNet's C5 sees the whole 32x32 through convs alone).
     candidates = [n.name for n in arch.nodes if n.name in ancestors and len(n.shape) > 1
-                  and n.name in fields and (_is_map(n.shape) or not fields[n.name].is_global)]
+                  and n.name in fields and (is_map(n.shape) or not fields[n.name].is_global)]
     candidates += [i.name for i in arch.inputs if i.name in ancestors and len(i.shape) > 1] if not candidates else []
     glob = fields.get(end, _CONSTANT).is_global
     if not candidates:
@@ -426,7 +426,8 @@ def _network_field(arch: Architecture, fields: dict[str, Field], shapes: dict) -
     return NetworkField(f.size, f.stride, f.padding, glob or f.is_global, candidates[-1])
 
 
-def _is_map(shape: tuple[int, ...]) -> bool:
+def is_map(shape: tuple[int, ...]) -> bool:
+    """A map with a spatial axis larger than 1 (not a vector, nor a [C, 1, 1] map)."""
     return len(shape) > 1 and any(x > 1 for x in shape[1:])
 
 
