@@ -586,41 +586,9 @@ def to_onnx(arch: Architecture, path: str | Path | None = None, module=None, sta
     if folded:
         weights = fold(weights, arch, folded)
     g = Emitter(arch, weights, opset, dtype)
-
-    # The value of an output node is named like the output (unless another value already has that name).
-    taken = {i.name for i in arch.inputs} | {n.name for n in arch.nodes}
-    renamed: dict[str, str] = {}
-    for o in arch.outputs:
-        if not o.training and o.node not in renamed and (o.name == o.node or o.name not in taken):
-            renamed[o.node] = o.name
-    into = {layer: bn for bn, layer in folded.items()}  # conv/linear -> the bn folded into it
-
-    training = arch.training_only()  # ONNX is inference: training outputs and what only they need are left out
-    for node in arch.nodes:
-        g.current = node
-        if node.name in folded or node.name in training:  # folded: its conv already computed it
-            continue
-        target = into.get(node.name, node.name)
-        out = renamed.get(target, target)
-        if node.name in into:  # a conv/linear that now ends in its bn: give it the bn's value name
-            conv = dataclasses.replace(node, attrs={**node.attrs, "bias": True})
-            LOWERINGS[node.op](g, conv, out)
-            g.nodes[-1].doc_string += f" (batch norm {target} folded in)"
-            g.values[target] = out
-        else:
-            out = LOWERINGS[node.op](g, node, out) or out  # a learnable tensor's value is its initializer
-        g.values[node.name] = out
-
+    _lower_nodes(g, arch, folded)
     batch = "batch" if dynamic_batch else 1
-    outputs = []
-    for o in arch.outputs:
-        if o.training:
-            continue
-        value = g.values[o.node]
-        if value != o.name:  # two outputs of one node, or a name clash: a named Identity
-            g.current = arch.node(o.node)
-            value = g.emit("Identity", [value], o.name)
-        outputs.append(helper.make_tensor_value_info(o.name, g.onnx_dtype, [batch, *arch.node(o.node).shape]))
+    outputs = _graph_outputs(g, arch, batch)
     inputs = [helper.make_tensor_value_info(i.name, g.onnx_dtype, [batch, *i.shape]) for i in arch.inputs]
     for vi, i in zip(inputs, arch.inputs):
         vi.doc_string = str(i.span)
@@ -646,6 +614,48 @@ def to_onnx(arch: Architecture, path: str | Path | None = None, module=None, sta
     if path is not None:
         save(model, path)
     return model
+
+
+def _lower_nodes(g: Emitter, arch: Architecture, folded: dict[str, str]) -> None:
+    """Emit every node ONNX runs (inference: not the training outputs and what only they need), each
+    folded batch norm's value coming from its conv/linear."""
+    # The value of an output node is named like the output (unless another value already has that name).
+    taken = {i.name for i in arch.inputs} | {n.name for n in arch.nodes}
+    renamed: dict[str, str] = {}
+    for o in arch.outputs:
+        if not o.training and o.node not in renamed and (o.name == o.node or o.name not in taken):
+            renamed[o.node] = o.name
+    into = {layer: bn for bn, layer in folded.items()}  # conv/linear -> the bn folded into it
+    training = arch.training_only()
+    for node in arch.nodes:
+        g.current = node
+        if node.name in folded or node.name in training:  # folded: its conv already computed it
+            continue
+        target = into.get(node.name, node.name)
+        out = renamed.get(target, target)
+        if node.name in into:  # a conv/linear that now ends in its bn: give it the bn's value name
+            conv = dataclasses.replace(node, attrs={**node.attrs, "bias": True})
+            LOWERINGS[node.op](g, conv, out)
+            g.nodes[-1].doc_string += f" (batch norm {target} folded in)"
+            g.values[target] = out
+        else:
+            out = LOWERINGS[node.op](g, node, out) or out  # a learnable tensor's value is its initializer
+        g.values[node.name] = out
+
+
+def _graph_outputs(g: Emitter, arch: Architecture, batch) -> list[onnx.ValueInfoProto]:
+    """The inference outputs' value infos, each value named like its output (a named Identity if need be)."""
+    outputs = []
+    for o in arch.outputs:
+        if o.training:
+            continue
+        value = g.values[o.node]
+        node = arch.node(o.node)
+        if value != o.name:  # two outputs of one node, or a name clash: a named Identity
+            g.current = node
+            value = g.emit("Identity", [value], o.name)
+        outputs.append(helper.make_tensor_value_info(o.name, g.onnx_dtype, [batch, *node.shape]))
+    return outputs
 
 
 # Models with more initializer bytes than this keep their weights in an external data file beside the model

@@ -71,28 +71,7 @@ def plan(arch: Architecture, functions: set[str], parameters: set[str] = frozens
     # parameters are part of the model).
     needed = _ancestors(arch, outs) if outputs is not None else {n.name for n in arch.nodes}
     nodes = {n.name: n for n in arch.nodes if n.name in needed}
-    containers = {ROOT: Container(ROOT, kind="root")}
-    blocks = {s.name: s.block for s in arch.scopes}
-    errors = []
-    for name, node in nodes.items():
-        parts = name.split(".")
-        for k in range(len(parts)):
-            path, parent = ".".join(parts[:k + 1]), ".".join(parts[:k])
-            if k < len(parts) - 1 and path not in containers:
-                if path in nodes:
-                    errors.append(Diagnostic(f"'{path}' is a layer and also holds '{name}'",
-                                             node.span.pos(), "rename one of the labels"))
-                    break
-                containers[path] = Container(path, blocks.get(path))
-                containers[parent].children.append(path)
-            elif k == len(parts) - 1:
-                if name in containers:
-                    errors.append(Diagnostic(f"'{name}' is a layer and also a scope", node.span.pos(),
-                                             "rename one of the labels"))
-                    break
-                containers[parent].children.append(name)
-    if errors:
-        raise SpecError(errors)
+    containers = _containers(nodes, {s.name: s.block for s in arch.scopes})
     for path, names in arch.orders.items():  # `order` statements: registration order, not data flow
         if path in containers:
             _reorder(containers[path], names)
@@ -125,6 +104,32 @@ def plan(arch: Architecture, functions: set[str], parameters: set[str] = frozens
         if c.kind == "block" and _is_chain(c, containers, nodes, functions | parameters):
             c.kind = "sequential"
     return Plan(containers, nodes, outs)
+
+
+def _containers(nodes: dict, blocks: dict[str, str | None]) -> dict[str, Container]:
+    """The containers every proper prefix of a node name makes, their children in IR order."""
+    containers = {ROOT: Container(ROOT, kind="root")}
+    errors = []
+    for name, node in nodes.items():
+        parts = name.split(".")
+        for k in range(len(parts)):
+            path, parent = ".".join(parts[:k + 1]), ".".join(parts[:k])
+            if k < len(parts) - 1 and path not in containers:
+                if path in nodes:
+                    errors.append(Diagnostic(f"'{path}' is a layer and also holds '{name}'",
+                                             node.span.pos(), "rename one of the labels"))
+                    break
+                containers[path] = Container(path, blocks.get(path))
+                containers[parent].children.append(path)
+            elif k == len(parts) - 1:
+                if name in containers:
+                    errors.append(Diagnostic(f"'{name}' is a layer and also a scope", node.span.pos(),
+                                             "rename one of the labels"))
+                    break
+                containers[parent].children.append(name)
+    if errors:
+        raise SpecError(errors)
+    return containers
 
 
 def _reorder(c: Container, names: tuple[str, ...]) -> None:

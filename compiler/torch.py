@@ -734,39 +734,20 @@ def build_graph(arch: Architecture, p: Plan | None = None, path: str = ROOT, kin
     for item in c.items:
         if item in p.containers:
             child = p.containers[item]
-            if child.outputs and all(v in skip for v in child.outputs):
-                continue
-            out = graph.call_module(c.rel(item), tuple(env[v] for v in child.inputs))
-            out.meta["archspec_scope"] = item
-            if len(child.outputs) == 1:
-                env[child.outputs[0]] = out
-            else:
-                for i, value in enumerate(child.outputs):
-                    env[value] = graph.call_function(operator.getitem, (out, i))
+            if not (child.outputs and all(v in skip for v in child.outputs)):
+                _call_child(graph, env, c.rel(item), child)
             continue
         if item in skip:
             continue
         node = p.nodes[item]
         args = [env[i] for i in node.inputs]
-        kind = kinds[item]
         if item in elide:
             env[item] = args[0]
             continue
         if item in adds:
             env[item] = graph.call_method("add_", tuple(args))
-        elif kind == "function":
-            if node.op == "cat" and shared & set(node.inputs) and not set(node.inputs) <= shared:
-                # a value shared by the batch (batch axis of 1) joins per-sample ones: expand it
-                batch = graph.call_method("size", (next(a for a, i in zip(args, node.inputs) if i not in shared), 0))
-                args = [graph.call_method("expand", (a, batch, *[-1] * len(node.shape))) if i in shared else a
-                        for a, i in zip(args, node.inputs)]
-            env[item] = MERGES[node.op].fx(graph, args, node.attrs)
-        elif kind in ("parameter", "buffer"):  # owned by this container; a batch axis of 1 (shared_values)
-            env[item] = graph.get_attr(c.rel(item))
-            if not node.attrs.get("batch"):
-                env[item] = graph.call_method("unsqueeze", (env[item], 0))
         else:
-            env[item] = graph.call_module(c.rel(item), tuple(args))
+            env[item] = _node_value(graph, node, kinds[item], c.rel(item), args, shared)
         env[item].meta["archspec_node"] = item  # for tools (and tests) that map fx back to the IR
     if taps is not None:
         graph.output({name: env[value] for name, value in taps.items()})
@@ -778,6 +759,32 @@ def build_graph(arch: Architecture, p: Plan | None = None, path: str = ROOT, kin
         graph.output(outs[0] if len(outs) == 1 else tuple(outs))
     graph.lint()
     return graph
+
+
+def _call_child(graph: fx.Graph, env: dict[str, fx.Node], rel: str, child) -> None:
+    """Call a callable child container and bind the values it passes on."""
+    out = graph.call_module(rel, tuple(env[v] for v in child.inputs))
+    out.meta["archspec_scope"] = child.path
+    if len(child.outputs) == 1:
+        env[child.outputs[0]] = out
+    else:
+        for i, value in enumerate(child.outputs):
+            env[value] = graph.call_function(operator.getitem, (out, i))
+
+
+def _node_value(graph: fx.Graph, node: Node, kind: str, rel: str, args: list, shared: set[str]) -> fx.Node:
+    """One node's fx value: a function call, a parameter or buffer of the container, or a module call."""
+    if kind == "function":
+        if node.op == "cat" and shared & set(node.inputs) and not set(node.inputs) <= shared:
+            # a value shared by the batch (batch axis of 1) joins per-sample ones: expand it
+            batch = graph.call_method("size", (next(a for a, i in zip(args, node.inputs) if i not in shared), 0))
+            args = [graph.call_method("expand", (a, batch, *[-1] * len(node.shape))) if i in shared else a
+                    for a, i in zip(args, node.inputs)]
+        return MERGES[node.op].fx(graph, args, node.attrs)
+    if kind in ("parameter", "buffer"):  # owned by this container; a batch axis of 1 (shared_values)
+        value = graph.get_attr(rel)
+        return value if node.attrs.get("batch") else graph.call_method("unsqueeze", (value, 0))
+    return graph.call_module(rel, tuple(args))
 
 
 def assemble(arch: Architecture, p: Plan, leaves: dict[str, nn.Module | nn.Parameter], kinds: dict[str, str],
