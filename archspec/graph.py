@@ -37,18 +37,19 @@ class Graph:
     """The dataflow facts of one Architecture; each computed on first use and kept."""
 
     def __init__(self, arch: Architecture) -> None:
-        self.arch = arch
+        # Its parts, not the Architecture: no reference cycle, so an IR is freed as soon as it is dropped.
+        self.nodes, self._outputs = arch.nodes, arch.outputs
 
     @cached_property
     def node(self) -> dict[str, Node]:
         """node name -> Node."""
-        return {n.name: n for n in self.arch.nodes}
+        return {n.name: n for n in self.nodes}
 
     @cached_property
     def readers(self) -> dict[str, list[str]]:
         """value name -> the nodes that read it, in IR order, each once."""
         out: dict[str, list[str]] = {}
-        for node in self.arch.nodes:
+        for node in self.nodes:
             for x in dict.fromkeys(node.inputs):
                 out.setdefault(x, []).append(node.name)
         return out
@@ -57,7 +58,7 @@ class Graph:
     def uses(self) -> dict[str, int]:
         """value name -> how many node inputs name it (`mul(x, x)` counts twice)."""
         out: dict[str, int] = {}
-        for node in self.arch.nodes:
+        for node in self.nodes:
             for x in node.inputs:
                 out[x] = out.get(x, 0) + 1
         return out
@@ -65,7 +66,7 @@ class Graph:
     @cached_property
     def outputs(self) -> frozenset[str]:
         """The nodes the outputs return (training ones too)."""
-        return frozenset(o.node for o in self.arch.outputs)
+        return frozenset(o.node for o in self._outputs)
 
     def ancestors(self, values: Iterable[str]) -> set[str]:
         """The values `values` are computed from, themselves included (network inputs too)."""
@@ -83,7 +84,7 @@ class Graph:
     @cached_property
     def last_use(self) -> dict[str, int]:
         """value -> index of the last node that reads it; returned values -> len(arch.nodes)."""
-        return last_use((n.inputs for n in self.arch.nodes), self.outputs)
+        return last_use((n.inputs for n in self.nodes), self.outputs)
 
 
 def graph(arch: Architecture) -> Graph:

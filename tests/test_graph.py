@@ -123,3 +123,17 @@ def test_nodes_are_hashable_and_their_attributes_read_only(arch):
     wider = dataclasses.replace(conv, attrs={**conv.attrs, "out": 8})
     assert isinstance(wider.attrs, Attrs) and wider != conv and conv.attrs["out"] == 4
     assert pickle.loads(pickle.dumps(conv)) == conv and copy.deepcopy(conv.attrs) == conv.attrs
+
+
+def test_an_architecture_is_freed_with_its_graph(arch):
+    import gc
+    import weakref
+    twin = arch.model_copy()
+    graph(twin).last_use
+    ref = weakref.ref(graph(twin))
+    gc.disable()
+    try:
+        del twin  # no cycle between an Architecture and its Graph: reference counting frees both
+        assert ref() is None
+    finally:
+        gc.enable()
