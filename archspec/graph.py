@@ -13,6 +13,7 @@ torch backend, the ONNX backend and the source emitter apply them. No torch, no 
 from __future__ import annotations
 
 from functools import cached_property
+from operator import attrgetter
 from typing import Collection, Iterable
 
 from .ir import Architecture, Node
@@ -84,7 +85,7 @@ class Graph:
     @cached_property
     def last_use(self) -> dict[str, int]:
         """value -> index of the last node that reads it; returned values -> len(arch.nodes)."""
-        return last_use((n.inputs for n in self.nodes), self.outputs)
+        return last_use(map(attrgetter("inputs"), self.nodes), self.outputs)
 
 
 def graph(arch: Architecture) -> Graph:
