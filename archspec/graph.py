@@ -71,15 +71,13 @@ class Graph:
 
     def ancestors(self, values: Iterable[str]) -> set[str]:
         """The values `values` are computed from, themselves included (network inputs too)."""
-        seen: set[str] = set()
-        stack = list(values)
+        nodes, seen, stack = self.node, set(), list(values)
         while stack:
             name = stack.pop()
             if name not in seen:
                 seen.add(name)
-                node = self.node.get(name)
-                if node is not None:
-                    stack.extend(node.inputs)
+                if name in nodes:  # not a network input
+                    stack.extend(nodes[name].inputs)
         return seen
 
     @cached_property
