@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal, Union
+
+from . import ops as op_table
+from .errors import Pos
+from .limits import DEFAULT_LIMITS, Limits
+from .names import LABEL, input_problem, label_problem
 
 AttrValue = Union[bool, int, float, str, list[int], list[float], None]
 ParamValue = Union[bool, int, float, str, list, None]
@@ -96,6 +103,10 @@ class Span(_Model):
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
 
+    def pos(self, width: int = 0) -> Pos:
+        """The error position of this span (every backend's diagnostics); `width` columns underlined."""
+        return Pos(self.file, self.line, self.col, self.line if width else 0, self.col + width if width else 0)
+
 
 @_frozen
 class Input(_Model):
@@ -106,6 +117,24 @@ class Input(_Model):
     span: Span
 
 
+class Attrs(dict):
+    """A node's attributes, read-only so that a Node can be hashed; a dict to everything that reads it
+    (JSON writes it as one, byte for byte). A changed node is a new Node (dataclasses.replace)."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("a node's attributes are read-only: make a new Node with dataclasses.replace")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _read_only
+
+    def __hash__(self) -> int:  # list values (kernel sizes) hash as tuples
+        return hash(tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in self.items()))
+
+    def __reduce__(self):  # pickle and copy rebuild it whole (item by item would write into it)
+        return (Attrs, (dict(self),))
+
+
 @_frozen
 class Node(_Model):
     """One op applied to named inputs. `name` is the scope path (`layer3.2.conv1`), also the module path."""
@@ -113,9 +142,13 @@ class Node(_Model):
     name: str
     op: str
     inputs: tuple[str, ...]
-    attrs: dict[str, AttrValue] = field(default_factory=dict)
+    attrs: dict[str, AttrValue] = field(default_factory=Attrs)
     shape: tuple[int, ...]
     span: Span
+
+    def __post_init__(self) -> None:
+        if type(self.attrs) is not Attrs:
+            object.__setattr__(self, "attrs", Attrs(self.attrs))
 
 
 @_frozen
@@ -149,8 +182,15 @@ class Budget(_Model):
     span: Span
 
 
+class _Indexed(_Model):
+    """A slot beside the fields for the graph facts (archspec.graph), computed once: not a field, so
+    neither JSON, equality, copies nor pickles see it."""
+
+    __slots__ = ("_graph",)
+
+
 @_frozen
-class Architecture(_Model):
+class Architecture(_Indexed):
     """A fully evaluated, validated network: what every pass and backend reads."""
 
     name: str
@@ -172,27 +212,149 @@ class Architecture(_Model):
         return self.variant or self.name
 
     def node(self, name: str) -> Node:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)
+        """The node named `name` (KeyError otherwise), through the graph's index."""
+        from .graph import graph
+        return graph(self).node[name]
 
     def training_only(self) -> set[str]:
         """Nodes that only training outputs need: inference (eval mode, ONNX, the analyzer's MACs) skips them."""
-        def needed(outputs) -> set[str]:
-            producers = {n.name: n for n in self.nodes}
-            seen, stack = set(), [o.node for o in outputs]
-            while stack:
-                name = stack.pop()
-                if name not in seen and name in producers:
-                    seen.add(name)
-                    stack.extend(producers[name].inputs)
-            return seen
-        training = [o for o in self.outputs if o.training]
-        return needed(training) - needed([o for o in self.outputs if not o.training]) if training else set()
+        training = [o.node for o in self.outputs if o.training]
+        if not training:
+            return set()
+        from .graph import graph
+        g = graph(self)
+        return (g.ancestors(training) - g.ancestors([o.node for o in self.outputs if not o.training])) & g.node.keys()
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Shape of every value, inputs included, by name."""
         out = {i.name: i.shape for i in self.inputs}
         out.update((n.name, n.shape) for n in self.nodes)
         return out
+
+
+# ---------------------------------------------------------------- validation of an IR as a whole
+
+_PART = re.compile(r"[A-Za-z0-9_]{1,200}")  # a block name
+_TITLE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")  # a name and a file name (export writes TITLE.onnx)
+
+
+def ir_problem(arch: Architecture, limits: Limits = DEFAULT_LIMITS) -> str | None:
+    """What is wrong with an Architecture that did not come from the front end (an IR dump), or None:
+    every name (the rules of archspec.names: names reach module paths and generated code), every op's
+    attributes through the op table's Args, every shape re-inferred and compared, the graph's order and
+    the size limits. Positions in the messages are node names: a dump's spans are not trusted to name
+    readable files."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    problem = (_header_problem(arch, limits) or _inputs_problem(arch, shapes)
+               or next(filter(None, (_node_problem(node, shapes) for node in arch.nodes)), None)
+               or _declarations_problem(arch, shapes))
+    if problem:
+        return problem
+    from .lower import size_problems
+    problems = size_problems(arch, limits)
+    return problems[0] if problems else None
+
+
+def _name_problem(name: str, what: str) -> str | None:
+    for part in name.split("."):
+        if len(part) > 200 or not LABEL.fullmatch(part):
+            return f"{what} {name[:80]!r} is not a dotted path of labels (letters, digits, '_' and '-')"
+        if not part.isdigit():
+            problem = label_problem(part)
+            if problem:
+                return f"{what} {name[:80]!r}: {problem}"
+    return None
+
+
+def _header_problem(arch: Architecture, limits: Limits) -> str | None:
+    for text, what in ((arch.name, "the name"), (arch.variant or "x", "the variant")):
+        if not _TITLE.fullmatch(text):
+            return f"{what} {text[:80]!r} is not letters, digits, '_', '.', '-'"
+    if not arch.inputs or not arch.nodes or not arch.outputs:
+        return "it needs inputs, nodes and outputs"
+    if len(arch.nodes) > limits.max_nodes or len(arch.scopes) > limits.max_nodes:
+        return f"more than {limits.max_nodes:,} nodes or scopes (Limits.max_nodes)"
+    return None
+
+
+def _inputs_problem(arch: Architecture, shapes: dict[str, tuple[int, ...]]) -> str | None:
+    """Checks the inputs and enters their shapes in `shapes`."""
+    for inp in arch.inputs:
+        problem = input_problem(inp.name)
+        if problem or inp.name in shapes:
+            return problem or f"input '{inp.name}' declared twice"
+        if not 1 <= len(inp.shape) <= 3 or any(d < 1 or d.bit_length() > 62 for d in inp.shape):
+            return f"input '{inp.name}' has shape {list(inp.shape)[:8]}: 1 to 3 positive sizes"
+        shapes[inp.name] = inp.shape
+    return None
+
+
+def _node_problem(node: Node, shapes: dict[str, tuple[int, ...]]) -> str | None:
+    """Checks one node against the values before it (`shapes`), and enters its shape there."""
+    where = f"node '{node.name[:80]}'"
+    problem = _name_problem(node.name, "node name")
+    if problem:
+        return problem
+    if node.name in shapes:
+        return f"{where} is defined twice"
+    op = op_table.REGISTRY.get(node.op)
+    if op is None:
+        return f"{where} uses unknown op {node.op[:40]!r}"
+    missing = [x for x in node.inputs if x not in shapes]
+    if missing:
+        return f"{where} reads {missing[0][:80]!r} before it is defined (nodes are in topological order)"
+    if (len(node.inputs) < 2) if op.arity is None else (len(node.inputs) != op.arity):
+        return f"{where} ({node.op}) has {len(node.inputs)} inputs"
+    ins = [shapes[i] for i in node.inputs]
+    if any(len(s) not in op.ranks for s in ins):
+        return f"{where}: {node.op} cannot take inputs of shape {[list(s) for s in ins]}"
+    shape = _inferred_shape(node, op, ins, where)
+    if isinstance(shape, str):
+        return shape
+    if shape != node.shape:
+        return f"{where} has shape {list(node.shape)[:8]}, but {node.op} gives {list(shape)}"
+    if not shape or any(d < 1 for d in shape):
+        return f"{where} has an empty shape {list(shape)}"
+    shapes[node.name] = shape
+    return None
+
+
+def _inferred_shape(node: Node, op, ins: list[tuple[int, ...]], where: str) -> tuple[int, ...] | str:
+    """The shape the op table gives the node's attributes and inputs, or what is wrong with the attributes."""
+    try:
+        args = op.Args(**{k: v for k, v in node.attrs.items() if k in op.Args.fields})
+        attrs = op.normalize(args, ins)
+        if attrs != node.attrs:
+            return f"{where}: attributes {_short(node.attrs)} are not what {node.op} makes of them ({_short(attrs)})"
+        return tuple(op.shape(attrs, ins))
+    except op_table.ArgError as exc:
+        return f"{where}: {node.op}'s argument '{exc.arg}' is {exc.problem} {exc.text}".rstrip()
+    except op_table.ShapeError as exc:
+        return f"{where}: {exc}"
+    except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError, OverflowError) as exc:
+        return f"{where}: its attributes do not fit {node.op} ({type(exc).__name__}: {str(exc)[:80]})"
+
+
+def _declarations_problem(arch: Architecture, shapes: dict[str, tuple[int, ...]]) -> str | None:
+    """Outputs, scopes, budgets and init declarations."""
+    outputs = set()
+    for out in arch.outputs:
+        if out.node not in shapes or out.name in outputs or input_problem(out.name):
+            return f"output {out.name[:80]!r} (node {out.node[:80]!r}) names no node, twice, or a reserved name"
+        outputs.add(out.name)
+    for scope in arch.scopes:
+        problem = _name_problem(scope.name, "scope name")
+        if problem or (scope.block is not None and not _PART.fullmatch(scope.block)):
+            return problem or f"scope '{scope.name}' names block {scope.block[:80]!r}"
+    for budget in arch.budgets:
+        if not math.isfinite(budget.limit) or (budget.scope and _name_problem(budget.scope, "budget scope")):
+            return f"budget {budget.metric} {budget.op} {budget.limit} on {budget.scope[:80]!r} is not valid"
+    for op_name, scheme in arch.init.items():
+        if op_name not in op_table.REGISTRY or init_problem(op_name, scheme):
+            return f"init {op_name[:40]!r} = {scheme[:40]!r} names an unknown op or scheme"
+    return None
+
+
+def _short(attrs: dict) -> str:
+    text = repr(attrs)
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -27,12 +27,14 @@ import onnx
 from onnx import TensorProto, helper
 
 import archspec
-from archspec.errors import Diagnostic, Pos, SpecError
+from archspec.errors import Diagnostic, SpecError
 from archspec.ir import Architecture, Node
 from archspec.ops.tensor import shared_values
 from archspec.output import atomic_folder, write_atomic
 
 from .fold import bn_affine, fold, foldable_bn
+from .lowerings import Lowerings
+from .runtime import to_numpy
 
 __all__ = ["DTYPES", "LOWERINGS", "Emitter", "check", "compare_outputs", "compare_shapes", "foldable_bn", "save",
            "to_onnx"]
@@ -98,16 +100,8 @@ class Emitter:
 
 
 Lowering = Callable[[Emitter, Node, str], None]
-LOWERINGS: dict[str, Lowering] = {}
-
-
-def lowering(*ops: str):
-    """Register the ONNX lowering of ops: fn(emitter, node, out) emits nodes whose last output is `out`."""
-    def wrap(fn: Lowering) -> Lowering:
-        for op in ops:
-            LOWERINGS[op] = fn
-        return fn
-    return wrap
+LOWERINGS: Lowerings = Lowerings()  # op name -> fn(emitter, node, out), emitting nodes whose last output is `out`
+lowering = LOWERINGS.register
 
 
 # ---------------------------------------------------------------- lowerings, one per op
@@ -545,22 +539,13 @@ def _mha(g: Emitter, n: Node, out: str) -> None:
 
 # ---------------------------------------------------------------- weights
 
-def _numpy(value) -> np.ndarray:
-    if hasattr(value, "detach"):  # a torch tensor; bfloat16 has no numpy type
-        value = value.detach().cpu()
-        if str(value.dtype) == "torch.bfloat16":
-            value = value.float()
-        return value.numpy()
-    return np.asarray(value)
-
-
 def _weights(arch: Architecture, module, state_dict) -> dict[str, np.ndarray]:
     """The weights as numpy arrays: from a module, a state_dict (checked against the spec by
     to_torch, errors at spec positions), or initialised as to_torch would."""
     if module is None:
         from .torch import to_torch
         module = to_torch(arch, weights=state_dict)
-    return {k: _numpy(v) for k, v in module.state_dict().items()}
+    return {k: to_numpy(v) for k, v in module.state_dict().items()}
 
 
 # ---------------------------------------------------------------- the model
@@ -568,7 +553,7 @@ def _weights(arch: Architecture, module, state_dict) -> dict[str, np.ndarray]:
 def _check_ops(arch: Architecture) -> None:
     missing = [n for n in arch.nodes if n.op not in LOWERINGS]
     if missing:
-        raise SpecError([Diagnostic(f"op '{n.op}' has no ONNX lowering", Pos(n.span.file, n.span.line, n.span.col),
+        raise SpecError([Diagnostic(f"op '{n.op}' has no ONNX lowering", n.span.pos(),
                                     "add one in compiler/onnx.py (LOWERINGS)") for n in missing])
 
 
@@ -601,41 +586,9 @@ def to_onnx(arch: Architecture, path: str | Path | None = None, module=None, sta
     if folded:
         weights = fold(weights, arch, folded)
     g = Emitter(arch, weights, opset, dtype)
-
-    # The value of an output node is named like the output (unless another value already has that name).
-    taken = {i.name for i in arch.inputs} | {n.name for n in arch.nodes}
-    renamed: dict[str, str] = {}
-    for o in arch.outputs:
-        if not o.training and o.node not in renamed and (o.name == o.node or o.name not in taken):
-            renamed[o.node] = o.name
-    into = {layer: bn for bn, layer in folded.items()}  # conv/linear -> the bn folded into it
-
-    training = arch.training_only()  # ONNX is inference: training outputs and what only they need are left out
-    for node in arch.nodes:
-        g.current = node
-        if node.name in folded or node.name in training:  # folded: its conv already computed it
-            continue
-        target = into.get(node.name, node.name)
-        out = renamed.get(target, target)
-        if node.name in into:  # a conv/linear that now ends in its bn: give it the bn's value name
-            conv = dataclasses.replace(node, attrs={**node.attrs, "bias": True})
-            LOWERINGS[node.op](g, conv, out)
-            g.nodes[-1].doc_string += f" (batch norm {target} folded in)"
-            g.values[target] = out
-        else:
-            out = LOWERINGS[node.op](g, node, out) or out  # a learnable tensor's value is its initializer
-        g.values[node.name] = out
-
+    _lower_nodes(g, arch, folded)
     batch = "batch" if dynamic_batch else 1
-    outputs = []
-    for o in arch.outputs:
-        if o.training:
-            continue
-        value = g.values[o.node]
-        if value != o.name:  # two outputs of one node, or a name clash: a named Identity
-            g.current = arch.node(o.node)
-            value = g.emit("Identity", [value], o.name)
-        outputs.append(helper.make_tensor_value_info(o.name, g.onnx_dtype, [batch, *arch.node(o.node).shape]))
+    outputs = _graph_outputs(g, arch, batch)
     inputs = [helper.make_tensor_value_info(i.name, g.onnx_dtype, [batch, *i.shape]) for i in arch.inputs]
     for vi, i in zip(inputs, arch.inputs):
         vi.doc_string = str(i.span)
@@ -661,6 +614,48 @@ def to_onnx(arch: Architecture, path: str | Path | None = None, module=None, sta
     if path is not None:
         save(model, path)
     return model
+
+
+def _lower_nodes(g: Emitter, arch: Architecture, folded: dict[str, str]) -> None:
+    """Emit every node ONNX runs (inference: not the training outputs and what only they need), each
+    folded batch norm's value coming from its conv/linear."""
+    # The value of an output node is named like the output (unless another value already has that name).
+    taken = {i.name for i in arch.inputs} | {n.name for n in arch.nodes}
+    renamed: dict[str, str] = {}
+    for o in arch.outputs:
+        if not o.training and o.node not in renamed and (o.name == o.node or o.name not in taken):
+            renamed[o.node] = o.name
+    into = {layer: bn for bn, layer in folded.items()}  # conv/linear -> the bn folded into it
+    training = arch.training_only()
+    for node in arch.nodes:
+        g.current = node
+        if node.name in folded or node.name in training:  # folded: its conv already computed it
+            continue
+        target = into.get(node.name, node.name)
+        out = renamed.get(target, target)
+        if node.name in into:  # a conv/linear that now ends in its bn: give it the bn's value name
+            conv = dataclasses.replace(node, attrs={**node.attrs, "bias": True})
+            LOWERINGS[node.op](g, conv, out)
+            g.nodes[-1].doc_string += f" (batch norm {target} folded in)"
+            g.values[target] = out
+        else:
+            out = LOWERINGS[node.op](g, node, out) or out  # a learnable tensor's value is its initializer
+        g.values[node.name] = out
+
+
+def _graph_outputs(g: Emitter, arch: Architecture, batch) -> list[onnx.ValueInfoProto]:
+    """The inference outputs' value infos, each value named like its output (a named Identity if need be)."""
+    outputs = []
+    for o in arch.outputs:
+        if o.training:
+            continue
+        value = g.values[o.node]
+        node = arch.node(o.node)
+        if value != o.name:  # two outputs of one node, or a name clash: a named Identity
+            g.current = node
+            value = g.emit("Identity", [value], o.name)
+        outputs.append(helper.make_tensor_value_info(o.name, g.onnx_dtype, [batch, *node.shape]))
+    return outputs
 
 
 # Models with more initializer bytes than this keep their weights in an external data file beside the model
@@ -746,7 +741,7 @@ def compare_shapes(arch: Architecture, model: onnx.ModelProto) -> tuple[int, lis
                 continue  # a consequence of an earlier mismatch: report the causes only
             what = "no shape" if got is None else f"shape {got}"
             diags.append(Diagnostic(f"onnx infers {what} for '{node.name}' ({node.op}), the IR has {want}",
-                                    Pos(node.span.file, node.span.line, node.span.col),
+                                    node.span.pos(),
                                     f"the ONNX lowering of '{node.op}' disagrees with the op table's shape rule "
                                     f"(compiler/onnx.py)"))
     return compared, diags
