@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from .graph import graph
 from .ir import Architecture
 from .limits import gc_paused
 from .ops import GLOBAL, REGISTRY
@@ -68,7 +69,7 @@ class Field:
     def local_text(self) -> str:
         if not self.size:
             return "-"
-        return f"{_axes(self.size)} (stride {_axes(self.stride)}, padding {_axes(self.padding)})"
+        return f"{axes_text(self.size)} (stride {axes_text(self.stride)}, padding {axes_text(self.padding)})"
 
     def __str__(self) -> str:
         if self.is_global:
@@ -86,7 +87,7 @@ def _exact(v):
     return int(v) if isinstance(v, Fraction) and v.denominator == 1 else v
 
 
-def _axes(values: tuple[int, ...]) -> str:
+def axes_text(values: tuple[int, ...]) -> str:
     """212 when every axis agrees, 212x100 otherwise."""
     return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
 
@@ -390,11 +391,7 @@ def _analyze(arch: Architecture) -> Report:
 
 def _memory(arch: Architecture, layers: list[Layer]) -> Memory:
     size = {i.name: math.prod(i.shape) * BYTES_PER_VALUE for i in arch.inputs}
-    last_use: dict[str, int] = {}
-    for step, node in enumerate(arch.nodes):
-        for x in node.inputs:
-            last_use[x] = step
-    kept = {o.node for o in arch.outputs}
+    last_use = graph(arch).last_use  # outputs are kept to the end: never freed
     live = peak = sum(size.values())
     total = 0
     for step, (node, row) in enumerate(zip(arch.nodes, layers)):
@@ -403,9 +400,9 @@ def _memory(arch: Architecture, layers: list[Layer]) -> Memory:
         live += row.memory
         peak = max(peak, live)
         for x in set(node.inputs):
-            if last_use[x] == step and x not in kept:
+            if last_use[x] == step:
                 live -= size[x]
-        if node.name not in last_use and node.name not in kept:  # a dead end: freed at once
+        if node.name not in last_use:  # a dead end: freed at once
             live -= row.memory
     return Memory(total, peak)
 
@@ -415,19 +412,11 @@ def _network_field(arch: Architecture, fields: dict[str, Field], shapes: dict) -
     > 1, or a local one of any size); global when anything between it and the output mixes the whole image."""
     if not arch.outputs:
         return NetworkField((), (), ())
-    producers = {n.name: n for n in arch.nodes}
     end = arch.outputs[0].node
-    ancestors, stack = set(), [end]
-    while stack:
-        name = stack.pop()
-        if name in ancestors:
-            continue
-        ancestors.add(name)
-        if name in producers:
-            stack.extend(producers[name].inputs)
+    ancestors = graph(arch).ancestors([end])
     # A [C, 1, 1] map still counts when it is local (LeNet's C5 sees the whole 32x32 through convs alone).
     candidates = [n.name for n in arch.nodes if n.name in ancestors and len(n.shape) > 1
-                  and n.name in fields and (_is_map(n.shape) or not fields[n.name].is_global)]
+                  and n.name in fields and (is_map(n.shape) or not fields[n.name].is_global)]
     candidates += [i.name for i in arch.inputs if i.name in ancestors and len(i.shape) > 1] if not candidates else []
     glob = fields.get(end, _CONSTANT).is_global
     if not candidates:
@@ -437,7 +426,8 @@ def _network_field(arch: Architecture, fields: dict[str, Field], shapes: dict) -
     return NetworkField(f.size, f.stride, f.padding, glob or f.is_global, candidates[-1])
 
 
-def _is_map(shape: tuple[int, ...]) -> bool:
+def is_map(shape: tuple[int, ...]) -> bool:
+    """A map with a spatial axis larger than 1 (not a vector, nor a [C, 1, 1] map)."""
     return len(shape) > 1 and any(x > 1 for x in shape[1:])
 
 
@@ -477,7 +467,7 @@ def boundary(arch: Architecture, members: set[str], outputs: set[str] | frozense
     use, and its values read outside it or listed in `outputs` (graph outputs, taps), in IR order.
     `readers` (value -> reading node names) may be passed to avoid recomputing it per call, and `ordered`
     (the member nodes in IR order) to keep a call proportional to the set, not to the graph."""
-    readers = readers if readers is not None else consumers(arch)
+    readers = readers if readers is not None else graph(arch).readers
     ins: dict[str, None] = {}
     outs = []
     for node in ordered if ordered is not None else (n for n in arch.nodes if n.name in members):
@@ -487,15 +477,6 @@ def boundary(arch: Architecture, members: set[str], outputs: set[str] | frozense
         if node.name in outputs or any(r not in members for r in readers.get(node.name, ())):
             outs.append(node.name)
     return list(ins), outs
-
-
-def consumers(arch: Architecture) -> dict[str, list[str]]:
-    """value name -> the nodes that read it, in IR order."""
-    out: dict[str, list[str]] = {}
-    for node in arch.nodes:
-        for x in dict.fromkeys(node.inputs):
-            out.setdefault(x, []).append(node.name)
-    return out
 
 
 @dataclass(frozen=True)
@@ -522,7 +503,7 @@ def taps(arch: Architecture, names: list[str] | tuple[str, ...], report: Report 
     from .errors import SpecError
     report = report or analyze(arch)
     layers = {row.name: row for row in report.layers}
-    readers = consumers(arch)
+    readers = graph(arch).readers
     out, problems = [], []
     for name in names:
         if name in layers:

@@ -13,7 +13,7 @@ import operator
 from dataclasses import dataclass
 
 from .analysis import Report, analyze, bytes_text, human
-from .errors import Diagnostic, Pos
+from .errors import Diagnostic
 from .ir import Architecture, Budget
 
 _OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq,
@@ -79,7 +79,7 @@ def diagnostics(results: list[Result]) -> list[Diagnostic]:
         if r.ok:
             continue
         b = r.budget
-        pos = Pos(b.span.file, b.span.line, b.span.col, b.span.line, b.span.col + len("budget"))
+        pos = b.span.pos(len("budget"))
         if r.value is None:
             out.append(Diagnostic(f"budget on scope '{b.scope}', which holds no layers", pos,
                                   "put the budget inside a body that has layers"))

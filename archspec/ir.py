@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal, Union
 
+from .errors import Pos
+
 AttrValue = Union[bool, int, float, str, list[int], list[float], None]
 ParamValue = Union[bool, int, float, str, list, None]
 
@@ -96,6 +98,10 @@ class Span(_Model):
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
 
+    def pos(self, width: int = 0) -> Pos:
+        """The error position of this span (every backend's diagnostics); `width` columns underlined."""
+        return Pos(self.file, self.line, self.col, self.line if width else 0, self.col + width if width else 0)
+
 
 @_frozen
 class Input(_Model):
@@ -106,6 +112,24 @@ class Input(_Model):
     span: Span
 
 
+class Attrs(dict):
+    """A node's attributes, read-only so that a Node can be hashed; a dict to everything that reads it
+    (JSON writes it as one, byte for byte). A changed node is a new Node (dataclasses.replace)."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("a node's attributes are read-only: make a new Node with dataclasses.replace")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _read_only
+
+    def __hash__(self) -> int:  # list values (kernel sizes) hash as tuples
+        return hash(tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in self.items()))
+
+    def __reduce__(self):  # pickle and copy rebuild it whole (item by item would write into it)
+        return (Attrs, (dict(self),))
+
+
 @_frozen
 class Node(_Model):
     """One op applied to named inputs. `name` is the scope path (`layer3.2.conv1`), also the module path."""
@@ -113,9 +137,13 @@ class Node(_Model):
     name: str
     op: str
     inputs: tuple[str, ...]
-    attrs: dict[str, AttrValue] = field(default_factory=dict)
+    attrs: dict[str, AttrValue] = field(default_factory=Attrs)
     shape: tuple[int, ...]
     span: Span
+
+    def __post_init__(self) -> None:
+        if type(self.attrs) is not Attrs:
+            object.__setattr__(self, "attrs", Attrs(self.attrs))
 
 
 @_frozen
@@ -149,8 +177,15 @@ class Budget(_Model):
     span: Span
 
 
+class _Indexed(_Model):
+    """A slot beside the fields for the graph facts (archspec.graph), computed once: not a field, so
+    neither JSON, equality, copies nor pickles see it."""
+
+    __slots__ = ("_graph",)
+
+
 @_frozen
-class Architecture(_Model):
+class Architecture(_Indexed):
     """A fully evaluated, validated network: what every pass and backend reads."""
 
     name: str
@@ -172,24 +207,18 @@ class Architecture(_Model):
         return self.variant or self.name
 
     def node(self, name: str) -> Node:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)
+        """The node named `name` (KeyError otherwise), through the graph's index."""
+        from .graph import graph
+        return graph(self).node[name]
 
     def training_only(self) -> set[str]:
         """Nodes that only training outputs need: inference (eval mode, ONNX, the analyzer's MACs) skips them."""
-        def needed(outputs) -> set[str]:
-            producers = {n.name: n for n in self.nodes}
-            seen, stack = set(), [o.node for o in outputs]
-            while stack:
-                name = stack.pop()
-                if name not in seen and name in producers:
-                    seen.add(name)
-                    stack.extend(producers[name].inputs)
-            return seen
-        training = [o for o in self.outputs if o.training]
-        return needed(training) - needed([o for o in self.outputs if not o.training]) if training else set()
+        training = [o.node for o in self.outputs if o.training]
+        if not training:
+            return set()
+        from .graph import graph
+        g = graph(self)
+        return (g.ancestors(training) - g.ancestors([o.node for o in self.outputs if not o.training])) & g.node.keys()
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Shape of every value, inputs included, by name."""

@@ -1,12 +1,13 @@
 """Batch-norm folding, shared by the ONNX backend (`--fold-bn`) and the torch inference build.
 
-Only numpy: which batch norms fold into the conv or linear before them, and the folded weights,
-computed once in float64 from a {state_dict key: array} mapping.
+Only numpy: the folded weights, computed once in float64 from a {state_dict key: array} mapping, for
+the pairs archspec.graph.foldable_bn chooses (re-exported here).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from archspec.graph import foldable_bn, graph
 from archspec.ir import Architecture, Node
 
 __all__ = ["bn_affine", "fold", "foldable_bn"]
@@ -23,24 +24,10 @@ def bn_affine(weights: dict, n: Node) -> tuple[np.ndarray, np.ndarray]:
     return scale, np.asarray(beta, np.float64) - mean * scale
 
 
-def foldable_bn(arch: Architecture) -> dict[str, str]:
-    """bn node -> the conv or linear node it can be folded into: the bn's input is read by nothing else
-    and is not a graph output."""
-    readers: dict[str, int] = {}
-    for node in arch.nodes:
-        for i in node.inputs:
-            readers[i] = readers.get(i, 0) + 1
-    outputs = {o.node for o in arch.outputs}
-    ops = {node.name: node.op for node in arch.nodes}
-    return {node.name: node.inputs[0] for node in arch.nodes
-            if node.op == "bn" and ops.get(node.inputs[0]) in ("conv", "linear")
-            and readers[node.inputs[0]] == 1 and node.inputs[0] not in outputs}
-
-
 def fold(weights: dict[str, np.ndarray], arch: Architecture, pairs: dict[str, str]) -> dict[str, np.ndarray]:
     """Weights with each folded bn's scale and shift moved into its conv/linear (in float64)."""
     out = dict(weights)
-    nodes = {n.name: n for n in arch.nodes}
+    nodes = graph(arch).node
     for bn_name, layer in pairs.items():
         scale, shift = bn_affine(weights, nodes[bn_name])
         w = np.asarray(weights[f"{layer}.weight"], np.float64)

@@ -27,12 +27,14 @@ import onnx
 from onnx import TensorProto, helper
 
 import archspec
-from archspec.errors import Diagnostic, Pos, SpecError
+from archspec.errors import Diagnostic, SpecError
 from archspec.ir import Architecture, Node
 from archspec.ops.tensor import shared_values
 from archspec.output import atomic_folder, write_atomic
 
 from .fold import bn_affine, fold, foldable_bn
+from .lowerings import Lowerings
+from .runtime import to_numpy
 
 __all__ = ["DTYPES", "LOWERINGS", "Emitter", "check", "compare_outputs", "compare_shapes", "foldable_bn", "save",
            "to_onnx"]
@@ -98,16 +100,8 @@ class Emitter:
 
 
 Lowering = Callable[[Emitter, Node, str], None]
-LOWERINGS: dict[str, Lowering] = {}
-
-
-def lowering(*ops: str):
-    """Register the ONNX lowering of ops: fn(emitter, node, out) emits nodes whose last output is `out`."""
-    def wrap(fn: Lowering) -> Lowering:
-        for op in ops:
-            LOWERINGS[op] = fn
-        return fn
-    return wrap
+LOWERINGS: Lowerings = Lowerings()  # op name -> fn(emitter, node, out), emitting nodes whose last output is `out`
+lowering = LOWERINGS.register
 
 
 # ---------------------------------------------------------------- lowerings, one per op
@@ -545,22 +539,13 @@ def _mha(g: Emitter, n: Node, out: str) -> None:
 
 # ---------------------------------------------------------------- weights
 
-def _numpy(value) -> np.ndarray:
-    if hasattr(value, "detach"):  # a torch tensor; bfloat16 has no numpy type
-        value = value.detach().cpu()
-        if str(value.dtype) == "torch.bfloat16":
-            value = value.float()
-        return value.numpy()
-    return np.asarray(value)
-
-
 def _weights(arch: Architecture, module, state_dict) -> dict[str, np.ndarray]:
     """The weights as numpy arrays: from a module, a state_dict (checked against the spec by
     to_torch, errors at spec positions), or initialised as to_torch would."""
     if module is None:
         from .torch import to_torch
         module = to_torch(arch, weights=state_dict)
-    return {k: _numpy(v) for k, v in module.state_dict().items()}
+    return {k: to_numpy(v) for k, v in module.state_dict().items()}
 
 
 # ---------------------------------------------------------------- the model
@@ -568,7 +553,7 @@ def _weights(arch: Architecture, module, state_dict) -> dict[str, np.ndarray]:
 def _check_ops(arch: Architecture) -> None:
     missing = [n for n in arch.nodes if n.op not in LOWERINGS]
     if missing:
-        raise SpecError([Diagnostic(f"op '{n.op}' has no ONNX lowering", Pos(n.span.file, n.span.line, n.span.col),
+        raise SpecError([Diagnostic(f"op '{n.op}' has no ONNX lowering", n.span.pos(),
                                     "add one in compiler/onnx.py (LOWERINGS)") for n in missing])
 
 
@@ -746,7 +731,7 @@ def compare_shapes(arch: Architecture, model: onnx.ModelProto) -> tuple[int, lis
                 continue  # a consequence of an earlier mismatch: report the causes only
             what = "no shape" if got is None else f"shape {got}"
             diags.append(Diagnostic(f"onnx infers {what} for '{node.name}' ({node.op}), the IR has {want}",
-                                    Pos(node.span.file, node.span.line, node.span.col),
+                                    node.span.pos(),
                                     f"the ONNX lowering of '{node.op}' disagrees with the op table's shape rule "
                                     f"(compiler/onnx.py)"))
     return compared, diags

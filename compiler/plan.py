@@ -18,8 +18,9 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-from archspec.analysis import boundary, consumers
-from archspec.errors import Diagnostic, Pos, SpecError
+from archspec.analysis import boundary
+from archspec.errors import Diagnostic, SpecError
+from archspec.graph import graph
 from archspec.ir import Architecture
 
 __all__ = ["Container", "Plan", "plan"]
@@ -80,13 +81,13 @@ def plan(arch: Architecture, functions: set[str], parameters: set[str] = frozens
             if k < len(parts) - 1 and path not in containers:
                 if path in nodes:
                     errors.append(Diagnostic(f"'{path}' is a layer and also holds '{name}'",
-                                             _pos(node.span), "rename one of the labels"))
+                                             node.span.pos(), "rename one of the labels"))
                     break
                 containers[path] = Container(path, blocks.get(path))
                 containers[parent].children.append(path)
             elif k == len(parts) - 1:
                 if name in containers:
-                    errors.append(Diagnostic(f"'{name}' is a layer and also a scope", _pos(node.span),
+                    errors.append(Diagnostic(f"'{name}' is a layer and also a scope", node.span.pos(),
                                              "rename one of the labels"))
                     break
                 containers[parent].children.append(name)
@@ -97,7 +98,7 @@ def plan(arch: Architecture, functions: set[str], parameters: set[str] = frozens
             _reorder(containers[path], names)
 
     sub = _subset(arch, nodes)
-    readers = consumers(sub)
+    readers = graph(sub).readers
     members: dict[str, set[str]] = {p: set() for p in containers}
     for name in nodes:
         parts = name.split(".")
@@ -135,18 +136,11 @@ def _reorder(c: Container, names: tuple[str, ...]) -> None:
 
 
 def _ancestors(arch: Architecture, outs: list[str]) -> set[str]:
-    producers = {n.name: n for n in arch.nodes}
-    unknown = [o for o in outs if o not in producers and o not in {i.name for i in arch.inputs}]
+    g = graph(arch)
+    unknown = [o for o in outs if o not in g.node and o not in {i.name for i in arch.inputs}]
     if unknown:
         raise SpecError(f"no layer named {', '.join(repr(u) for u in unknown)} to return")
-    seen, stack = set(), list(outs)
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in producers:
-            continue
-        seen.add(name)
-        stack.extend(producers[name].inputs)
-    return seen
+    return g.ancestors(outs)
 
 
 def _subset(arch: Architecture, nodes: dict) -> Architecture:
@@ -237,7 +231,3 @@ def _is_chain(c: Container, containers, nodes, not_modules: set[str]) -> bool:
                 return False
             prev = it
     return prev == c.outputs[0]
-
-
-def _pos(span) -> Pos | None:
-    return None if span is None else Pos(span.file, span.line, span.col)

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["PROVIDERS", "Session", "available_providers", "resolve_providers", "time_runs"]
+__all__ = ["PROVIDERS", "Session", "available_providers", "resolve_providers", "time_runs", "to_numpy"]
 
 # Short names accepted by --provider and Session(providers=...), in the default order of preference.
 PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider",
@@ -118,9 +118,10 @@ def resolve_providers(providers: str | Sequence[str] | None = None) -> tuple[lis
     return chosen, notes
 
 
-def _to_numpy(value, dtype) -> np.ndarray:
-    """A numpy array from a numpy array, a torch tensor (no torch import) or anything array-like,
-    cast to the model's input type (so float32 data can feed a float16 model)."""
+def to_numpy(value, dtype=None) -> np.ndarray:
+    """A contiguous numpy array from a numpy array, a torch tensor (no torch import; bfloat16, which numpy
+    lacks, as float32) or anything array-like, cast to `dtype` if given (float32 data for a float16 model):
+    the one conversion of the backends (ONNX weights, session inputs, BN folding)."""
     if type(value).__module__.startswith("torch"):
         value = value.detach().cpu()
         if str(value.dtype) == "torch.bfloat16":
@@ -224,11 +225,11 @@ class Session:
                             f"got {len(args)}")
         out = {}
         for inp, dtype, value in zip(self.inputs, self.input_dtypes, args):
-            out[inp.name] = _to_numpy(value, dtype)
+            out[inp.name] = to_numpy(value, dtype)
         for name, value in named.items():
             if name not in self.input_names:
                 raise TypeError(f"the model has no input '{name}' (inputs: {', '.join(self.input_names)})")
-            out[name] = _to_numpy(value, self.input_dtypes[self.input_names.index(name)])
+            out[name] = to_numpy(value, self.input_dtypes[self.input_names.index(name)])
         missing = [n for n in self.input_names if n not in out]
         if missing:
             raise TypeError(f"missing input(s): {', '.join(missing)}")

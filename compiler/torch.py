@@ -34,10 +34,13 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from archspec.errors import Diagnostic, Pos, SpecError
-from archspec.ir import Architecture, Node, Span
+from archspec.errors import Diagnostic, SpecError
+from archspec import graph as graph_passes
+from archspec.graph import inplace_adds
+from archspec.ir import Architecture, Node
 from archspec.ops.tensor import SOURCES, shared_values
 
+from .lowerings import Lowerings
 from .plan import ROOT, Plan, plan
 from .standalone import (CUSTOM_MODULES, Container, StochasticDepth, init_default_zero_bias, init_kaiming_normal_fan_in,
                          init_kaiming_normal_fan_out, init_kaiming_uniform, init_normal_001, init_ones_zeros,
@@ -74,16 +77,8 @@ class ModuleSpec:
 
 
 Builder = Callable[[dict, tuple], ModuleSpec]
-LOWERINGS: dict[str, Builder] = {}
-
-
-def lowering(*names: str):
-    """Register a builder for op names: builder(attrs, input_shape) -> ModuleSpec."""
-    def wrap(fn: Builder) -> Builder:
-        for n in names:
-            LOWERINGS[n] = fn
-        return fn
-    return wrap
+LOWERINGS: Lowerings = Lowerings()  # op name -> builder(attrs, input_shape) -> ModuleSpec
+lowering = LOWERINGS.register
 
 
 def _one(values: list[int]) -> int | tuple[int, ...]:
@@ -394,48 +389,22 @@ def module_specs(arch: Architecture) -> list[tuple[Node, ModuleSpec]]:
         if node.op in MERGES:
             continue
         if node.op not in LOWERINGS:
-            errors.append(Diagnostic(f"op '{node.op}' has no PyTorch lowering", _pos(node.span),
+            errors.append(Diagnostic(f"op '{node.op}' has no PyTorch lowering", node.span.pos(),
                                      "add a builder to compiler/torch.py's LOWERINGS"))
             continue
         try:
             shape = shapes[node.inputs[0]] if node.inputs else node.shape  # a parameter has no input
             out.append((node, lower_module(node.op, node.attrs, shape)))
         except (ValueError, KeyError) as exc:
-            errors.append(Diagnostic(f"cannot lower '{node.name}' ({node.op}) to PyTorch: {exc}", _pos(node.span)))
+            errors.append(Diagnostic(f"cannot lower '{node.name}' ({node.op}) to PyTorch: {exc}", node.span.pos()))
     if errors:
         raise SpecError(errors)
     return out
 
 
 def inplace_nodes(arch: Architecture) -> set[str]:
-    """Activation nodes that may run in place: their input is an intermediate read by no other node
-    and not returned as an output (in-place would change what the other reader sees)."""
-    readers: dict[str, int] = {}
-    for node in arch.nodes:
-        for i in node.inputs:
-            readers[i] = readers.get(i, 0) + 1
-    protected = {i.name for i in arch.inputs} | {o.node for o in arch.outputs}
-    # These return their input itself or a view of it (identity, flatten; dropout and stochastic
-    # depth at eval): writing into their result would write into a tensor other nodes may read.
-    aliasing = {n.name for n in arch.nodes if n.op in ALIASING}
-    return {n.name for n in arch.nodes
-            if n.op in INPLACE and readers.get(n.inputs[0]) == 1 and n.inputs[0] not in protected
-            and n.inputs[0] not in aliasing}
-
-
-def inplace_adds(arch: Architecture, protected: frozenset = frozenset()) -> frozenset:
-    """Adds that may write into their first input, as torchvision's `out += identity` (at batch 8 a fresh
-    tensor per residual add costs ResNet-50 ~4%): that input is a batch norm's output (its backward does
-    not need it) of the add's own shape, read by nothing else and not returned (nor in `protected`)."""
-    readers: dict[str, int] = {}
-    for node in arch.nodes:
-        for i in node.inputs:
-            readers[i] = readers.get(i, 0) + 1
-    protected = protected | {i.name for i in arch.inputs} | {o.node for o in arch.outputs}
-    ops = {n.name: n for n in arch.nodes}
-    return frozenset(n.name for n in arch.nodes if n.op == "add" and len(n.inputs) == 2
-                     and getattr(ops.get(n.inputs[0]), "op", None) == "bn" and readers[n.inputs[0]] == 1
-                     and n.inputs[0] not in protected and tuple(ops[n.inputs[0]].shape) == tuple(n.shape))
+    """Activation nodes that may run in place (archspec.graph.inplace_nodes with this backend's ops)."""
+    return graph_passes.inplace_nodes(arch, INPLACE, ALIASING)
 
 
 def _set_inplace(spec: ModuleSpec) -> ModuleSpec:
@@ -646,7 +615,7 @@ def name_errors(arch: Architecture, p: Plan) -> list[Diagnostic]:
 def _name_error(arch: Architecture, path: str, why: str) -> Diagnostic:
     node = next((n for n in arch.nodes if n.name == path or n.name.startswith(path + ".")), None)
     return Diagnostic(f"the name '{path}' cannot be a PyTorch module path: {why}",
-                      _pos(node.span) if node else None, "rename the label")
+                      node.span.pos() if node else None, "rename the label")
 
 
 def build_leaves(arch: Architecture, inplace: bool = True) -> tuple[dict[str, nn.Module | nn.Parameter], dict[str, str]]:
@@ -754,6 +723,7 @@ def fold_batchnorms(arch: Architecture, leaves: dict[str, nn.Module]) -> frozens
     ONNX backend's fold_bn): the conv gets the folded weight and a bias, the bn becomes nn.Identity.
     Returns the folded bn names (the forward skips them)."""
     from .fold import fold, foldable_bn
+    from .runtime import to_numpy
     pairs = foldable_bn(arch)
     if not pairs:
         return frozenset()
@@ -761,7 +731,7 @@ def fold_batchnorms(arch: Architecture, leaves: dict[str, nn.Module]) -> frozens
     weights = {}
     for name in names:
         for key, value in leaves[name].state_dict().items():
-            weights[f"{name}.{key}"] = value.detach().cpu().double().numpy()
+            weights[f"{name}.{key}"] = to_numpy(value, "float64")
     folded = fold(weights, arch, pairs)
     for bn, layer in pairs.items():
         old = leaves[layer]
@@ -776,10 +746,6 @@ def fold_batchnorms(arch: Architecture, leaves: dict[str, nn.Module]) -> frozens
 
 
 # ---------------------------------------------------------------- weights
-
-def _pos(span: Span | None) -> Pos | None:
-    return None if span is None else Pos(span.file, span.line, span.col)
-
 
 def read_state_dict(weights: str | Path | dict) -> dict[str, torch.Tensor]:
     """A state_dict from a dict or a file, never running code from the file (SpecError otherwise)."""
@@ -841,12 +807,12 @@ def load_weights(module: nn.Module, arch: Architecture, weights: str | Path | di
         node = _owner(arch, k)
         diags.append(Diagnostic(f"weight '{k}' has shape {list(state[k].shape)}, the spec's "
                                 f"{node.op if node else 'layer'} expects {list(own[k].shape)}",
-                                _pos(node.span) if node else None,
+                                node.span.pos() if node else None,
                                 "the checkpoint was trained with other widths or variant"))
     if strict:
         for k in missing:
             node = _owner(arch, k)
-            diags.append(Diagnostic(f"missing weight '{k}' in the checkpoint", _pos(node.span) if node else None,
+            diags.append(Diagnostic(f"missing weight '{k}' in the checkpoint", node.span.pos() if node else None,
                                     "pass strict=False to keep this layer's fresh initialisation"))
         if unexpected:
             shown = ", ".join(f"'{k}'" for k in unexpected[:20]) + (" ..." if len(unexpected) > 20 else "")
@@ -870,7 +836,7 @@ def _value_problems(arch: Architecture, state: dict, own: dict) -> list[Diagnost
         if got is None or tuple(got.shape) != tuple(want.shape):
             continue
         node = _owner(arch, k)
-        where = _pos(node.span) if node else None
+        where = node.span.pos() if node else None
         if got.dtype != want.dtype:
             same_kind = got.dtype.is_floating_point == want.dtype.is_floating_point and got.dtype != torch.bool
             lossless = same_kind and torch.equal(got.to(want.dtype).to(got.dtype), got)
@@ -889,11 +855,7 @@ def _value_problems(arch: Architecture, state: dict, own: dict) -> list[Diagnost
 
 def _owner(arch: Architecture, key: str) -> Node | None:
     """The node whose module holds a state_dict key ('layer1.0.bn1.running_mean' -> layer1.0.bn1)."""
-    path = key.rsplit(".", 1)[0]
-    for node in arch.nodes:
-        if node.name == path:
-            return node
-    return None
+    return graph_passes.graph(arch).node.get(key.rsplit(".", 1)[0])
 
 
 # ---------------------------------------------------------------- windowed attention's pieces (archspec/ops/window.py)

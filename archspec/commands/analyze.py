@@ -102,12 +102,12 @@ def _rows(report, depth: int):
 def _field_cells(f, shape) -> tuple[str, str]:
     """(RF, stride) cells. A gated map (global, still spatial) shows its local field too: the field keeps growing
     through the convs after a squeeze-and-excitation gate, and that is worth seeing."""
-    from ..analysis import _axes, _is_map
+    from ..analysis import axes_text, is_map
     if not f.size:
         return "-", "-"
     if not f.is_global:
-        return _axes(f.size), _axes(f.stride)
-    return (f"global ({_axes(f.size)})", _axes(f.stride)) if _is_map(shape) else ("global", "-")
+        return axes_text(f.size), axes_text(f.stride)
+    return (f"global ({axes_text(f.size)})", axes_text(f.stride)) if is_map(shape) else ("global", "-")
 
 
 def _network_field(report) -> str:
@@ -202,13 +202,19 @@ def table_text(report, depth: int, width: int | None) -> str:
         text.append(f"... {len(all_rows) - MAX_TABLE_ROWS:,} more rows not shown: collapse them with --depth, "
                     "or use --format md or json")
     text.append("")
+    return "\n".join(text + _footer(report, width)) + "\n"
+
+
+def _footer(report, width: int | None) -> list[str]:
+    """The summary and the warnings below the table, wrapped to `width`."""
     import textwrap
+    text = []
     for key, value in _summary(report):
         text += textwrap.wrap(f"{key:>15}  {printable(value)}", width or len(value) + 17, subsequent_indent=" " * 17,
                               break_long_words=False, break_on_hyphens=False)
     for w in report.warnings:
         text += textwrap.wrap(f"warning: {printable(w)}", width or len(w) + 9, subsequent_indent="  ", break_long_words=False)
-    return "\n".join(text) + "\n"
+    return text
 
 
 def _wrap_name(name: str, width: int) -> list[str]:
