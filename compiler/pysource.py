@@ -25,6 +25,7 @@ from torch import nn
 
 from archspec.analysis import analyze
 from archspec.errors import SpecError, printable
+from archspec.graph import last_use as graph_last_use
 from archspec.ir import Architecture
 from archspec.ops.tensor import shared_values
 
@@ -252,13 +253,8 @@ def _forward(p: Plan, c: Container, kinds: dict[str, str], taps: dict[str, str] 
     """(argument names, body) of container `c`'s forward: one statement per layer or block call.
     arch (the root only): eval mode's forward, without the training outputs and what only they need."""
     steps = _steps(p, c, kinds, arch.training_only() if arch is not None else set())
-    last_use: dict[str, int] = {}
-    for i, (reads, _, _) in enumerate(steps):
-        for name in reads:
-            last_use[name] = i
     outputs = c.outputs if arch is None else [v for v, o in zip(c.outputs, arch.outputs) if not o.training]
-    for o in (taps.values() if taps is not None else outputs):
-        last_use[o] = len(steps)  # returned: alive to the end
+    last_use = graph_last_use((reads for reads, _, _ in steps), taps.values() if taps is not None else outputs)
     if c.path == "":
         names = _Names(set(c.inputs) | {"self", "torch", "nn"})
         var = {i: _ident(i) for i in c.inputs}
