@@ -20,6 +20,7 @@ import functools
 import keyword
 from importlib import resources
 from pathlib import Path
+from typing import Iterable
 
 from torch import nn
 
@@ -324,7 +325,6 @@ class _Tree:
         self.classes: dict[tuple, str] = {}      # (forward, children) -> class name
         self.defs: list[ast.ClassDef] = []       # class definitions, in order of first use
         self.taken = set(taken)
-        self.heads: set[str] = set()             # the helpers used ("_sequential", "Container")
         self.notes: dict[int, str] = {}          # id(node) -> end-of-line comment
         self.broken: set[int] = set()            # ids of calls written one argument per line
 
@@ -372,7 +372,6 @@ class _Tree:
             head = "_sequential" if c.kind == "sequential" else "Container"
             items = [ast.Tuple([ast.Constant(n), self.expr(ch)] + [ast.Constant(False)] * (self.how(ch) == "transient"),
                                _LOAD) for n, ch in zip(names, kids)]
-            self.heads.add(head)
         else:
             head, items = self.klass(c), [self.expr(ch) for ch in kids]
             for n, item in zip(names, items):  # which constructor argument is which child
@@ -432,19 +431,21 @@ class _Writer(ast._Unparser):
 
 
 def _render(groups: list[list[ast.stmt]], notes: dict[int, str], broken: set[int]) -> str:
-    """The file: top-level statements, one blank line between those of a group, two between groups."""
-    text = ["\n".join(_Writer(notes, broken).visit(ast.fix_missing_locations(ast.Module([s], []))) for s in group) for group in groups if group]
-    return "\n\n\n".join(text) + "\n"
+    """The file: the top-level statements of a group on consecutive lines, two blank lines between groups."""
+    def one(stmt: ast.stmt) -> str:
+        return _Writer(notes, broken).visit(ast.fix_missing_locations(ast.Module([stmt], [])))
+    return "\n\n\n".join("\n".join(one(s) for s in group) for group in groups if group) + "\n"
 
 
 # ---------------------------------------------------------------- the file
 
-def _needed(names: list[str]) -> list[ast.stmt]:
-    """The definitions of standalone.py named, with those they use, in standalone.py's order."""
+def _needed(names: Iterable[str]) -> list[ast.stmt]:
+    """The definitions of standalone.py that `names` (those the file reads) name, with those they use, in
+    standalone.py's order."""
     defs, todo, seen = _definitions(), list(names), set()
     while todo:
         name = todo.pop()
-        if name not in seen:
+        if name in defs and name not in seen:
             seen.add(name)
             todo.extend(n.id for n in ast.walk(defs[name]) if isinstance(n, ast.Name) and n.id in defs)
     return [node for name, node in defs.items() if name in seen]
@@ -477,7 +478,8 @@ def _forwards(p: Plan, kinds: dict[str, str], taps: dict[str, str] | None, arch:
     """The model's forward; with training outputs, eval mode's forward and _forward_train (every output)."""
     root = p.containers[""]
     args, body = _forward(p, root, kinds, taps)
-    ret = "dict[str, torch.Tensor]" if taps else "torch.Tensor" if len(root.outputs) == 1 else "tuple[torch.Tensor, ...]"
+    ret = ("dict[str, torch.Tensor]" if taps else "torch.Tensor" if len(root.outputs) == 1
+           else "tuple[torch.Tensor, ...]")
     if taps is not None or not any(o.training for o in arch.outputs):
         return [_function("forward", args, body, ret, "torch.Tensor")]
     train = _call(_expr("self._forward_train"), [_name(a) for a in args])
@@ -561,9 +563,7 @@ def _file(arch: Architecture, inplace: bool, command: str | None, outputs: list[
     tree = _Tree(arch, p, specs, kinds, {cls, "Container", "Model", *CUSTOM_MODULES})
     init = _init_weights(arch, used)
     model = _model(tree, taps, cls, init)
-    names = sorted({s.cls for _, s in used if s.cls in CUSTOM_MODULES}) + sorted(tree.heads)
-    defs = _needed(names + ([n.value.func.id for n in ast.walk(init) if isinstance(n, ast.Expr)
-                             and isinstance(n.value, ast.Call)] if init else []))
+    defs = _needed(n.id for c in [*tree.defs, model] for n in ast.walk(c) if isinstance(n, ast.Name))
     math = any(isinstance(n, ast.Name) and n.id == "math" for d in defs for n in ast.walk(d))
     header, constants = _header(arch, command, taps, math)
     tree.notes.update({id(constants[0]): "without the batch axis", id(constants[1]): "in eval mode"})
@@ -571,5 +571,6 @@ def _file(arch: Architecture, inplace: bool, command: str | None, outputs: list[
                     "when its weights do not fit).", TITLE=ast.Constant(arch.title + ":"))
     sizes = _stmts("Model = CLS\nWEIGHT_BYTES = N", CLS=_name(cls), N=ast.Constant(analyze(arch).params * 4))
     tree.notes[id(sizes[1])] = "float32 parameters"
-    groups = [header, constants] + [[d] for d in defs] + [[c] for c in tree.defs] + [[model], sizes, _needed(["_check_memory"])]
-    return groups + [[s] for s in footer], tree.notes, tree.broken
+    groups = [header, constants, *([d] for d in defs), *([c] for c in tree.defs), [model], sizes,
+              _needed(["_check_memory"]), *([s] for s in footer)]
+    return groups, tree.notes, tree.broken
