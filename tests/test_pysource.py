@@ -111,3 +111,13 @@ def test_blocks_say_where_they_were_first_built():
     text = pysource.emit_python(small("resnet18"))
     assert '"""First built for layer1.0: basic (resnet.arch:' in text
     assert "nn.ReLU(inplace=True)  # resnet.arch:" in text
+
+
+def test_every_merge_and_custom_module_can_be_written():
+    """Completeness: each kind of merge in the torch backend has its source here, each custom constructor its
+    definition in standalone.py, and each init scheme's function too."""
+    from archspec_compiler import torch as backend
+    assert {type(m) for m in backend.MERGES.values()} <= set(pysource._MERGES)
+    defs = pysource._definitions()
+    assert set(backend.CUSTOM_MODULES) <= set(defs)
+    assert {fn.__name__ for fn in backend.INIT.values() if fn} <= set(defs)
