@@ -388,9 +388,10 @@ class _Tree:
 # ---------------------------------------------------------------- layout
 
 class _Writer(ast._Unparser):
-    """ast.unparse laid out as a person would: the calls in `broken` and calls too long for one line are
-    written one argument per line, and `notes` become end-of-line comments (control characters removed,
-    so a note cannot end its line). Parsing the text gives back the tree (tests/test_torch.py checks it)."""
+    """ast.unparse (its class, ast._Unparser, in the standard library since 3.9) laid out as a person would:
+    the calls in `broken` and calls too long for one line are written one argument per line, and `notes`
+    become end-of-line comments (control characters removed, so a note cannot end its line). Parsing the
+    text gives back the tree (tests/test_pysource.py checks it)."""
 
     def __init__(self, notes: dict[int, str] | None = None, broken: set[int] | None = None, **kwargs):
         super().__init__(**kwargs)  # ast makes plain inner writers for f-strings: they keep one line
