@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import keyword
-import math
 import operator
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -43,151 +42,19 @@ from archspec.ops.tensor import SOURCES, shared_values
 
 from .lowerings import Lowerings
 from .plan import ROOT, Plan, plan
+from .standalone import (CUSTOM_MODULES, Container, StochasticDepth, init_default_zero_bias, init_kaiming_normal_fan_in,
+                         init_kaiming_normal_fan_out, init_kaiming_uniform, init_normal_001, init_ones_zeros,
+                         init_trunc_normal_001, init_trunc_normal_002, init_uniform_fan_out, init_xavier_uniform)
 
 __all__ = ["LOWERINGS", "MERGES", "INIT", "ModuleSpec", "StochasticDepth", "build_module", "load_weights",
            "lower_module", "to_torch"]
-
-
-# ---------------------------------------------------------------- custom modules (torch only)
-
-class StochasticDepth(nn.Module):
-    """Randomly drop the input per sample (mode "row") or for the whole batch (mode "batch") while
-    training, rescaling survivors by 1/(1-p); identity at eval. torchvision.ops.StochasticDepth."""
-
-    def __init__(self, p: float, mode: str = "row") -> None:
-        super().__init__()
-        self.p = p
-        self.mode = mode
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        survival = 1.0 - self.p
-        size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
-        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
-        if survival > 0.0:
-            noise.div_(survival)
-        return x * noise
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}, mode={self.mode!r}"
-
-
-# ---- tensor ops (issue 13): layout modules hold no state; shapes exclude the batch axis, hence the +1s.
-
-class Reshape(nn.Module):
-    """x.reshape(batch, *shape)."""
-
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        super().__init__()
-        self.shape = tuple(shape)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(x.shape[0], *self.shape)
-
-
-class Permute(nn.Module):
-    """x.permute(0, *dims) (torchvision's ops.misc.Permute names the batch axis too)."""
-
-    def __init__(self, dims: list[int]) -> None:
-        super().__init__()
-        self.dims = [0] + [d + 1 for d in dims]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.permute(x, self.dims)
-
-
-class Select(nn.Module):
-    """x.select(dim, index) on a sample axis: the class token x[:, 0]."""
-
-    def __init__(self, dim: int, index: int) -> None:
-        super().__init__()
-        self.dim, self.index = dim + 1, index
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.select(self.dim, self.index)
-
-
-class Slice(nn.Module):
-    """x[..., start:end:step] on a sample axis."""
-
-    def __init__(self, dim: int, start: int, end: int, step: int = 1) -> None:
-        super().__init__()
-        self.dim, self.start, self.end, self.step = dim + 1, start, end, step
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[(slice(None),) * self.dim + (slice(self.start, self.end, self.step),)]
-
-
-class Roll(nn.Module):
-    """torch.roll on sample axes (Swin's cyclic shift)."""
-
-    def __init__(self, shifts: list[int], dims: list[int]) -> None:
-        super().__init__()
-        self.shifts, self.dims = tuple(shifts), tuple(d + 1 for d in dims)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.roll(x, self.shifts, self.dims)
-
-
-class Pad(nn.Module):
-    """F.pad with constant value; pads in PyTorch's order (last axis first)."""
-
-    def __init__(self, pads: list[int], value: float = 0.0) -> None:
-        super().__init__()
-        self.pads, self.value = tuple(pads), value
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.pad(x, self.pads, value=self.value)
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """Layer norm over the channels of [N, C, H, W] (torchvision's convnext.LayerNorm2d)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        last = x.ndim - 1  # explicit axes: torch.onnx.export writes movedim's -1 into an invalid Transpose
-        x = nn.functional.layer_norm(x.permute(0, *range(2, x.ndim), 1), self.normalized_shape, self.weight,
-                                     self.bias, self.eps)
-        return x.permute(0, last, *range(1, last))
-
-
-class SelfAttention(nn.MultiheadAttention):
-    """nn.MultiheadAttention on batch-first tokens, attending to themselves; returns the output only."""
-
-    def __init__(self, dim: int, heads: int, dropout: float = 0.0, bias: bool = True) -> None:
-        super().__init__(dim, heads, dropout=dropout, bias=bias, batch_first=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x, x, x, need_weights=False)[0]
-
-
-def learnable(shape: list[int], init: str = "zeros", value: float = 0.0, std: float = 0.02) -> nn.Parameter:
-    """A learned tensor: zeros, a constant, or normal / truncated normal (at +-2 std) values."""
-    data = torch.empty(shape)
-    if init == "normal":
-        nn.init.normal_(data, std=std)
-    elif init == "trunc_normal":
-        nn.init.trunc_normal_(data, std=std)
-    else:
-        nn.init.constant_(data, value if init == "constant" else 0.0)
-    return nn.Parameter(data)
-
-
-def buffer(values: list, dtype: str, shape: list[int]) -> torch.Tensor:
-    """A persistent buffer computed by a rule (archspec.ops.tensor.RULES): its values, row-major."""
-    return torch.tensor(values, dtype=getattr(torch, dtype)).reshape(shape)
-
-
-CUSTOM_MODULES: dict[str, Callable] = {"buffer": buffer, 
-    "StochasticDepth": StochasticDepth, "Reshape": Reshape, "Permute": Permute, "Select": Select, "Slice": Slice,
-    "Roll": Roll, "Pad": Pad, "LayerNorm2d": LayerNorm2d, "SelfAttention": SelfAttention, "learnable": learnable}
 
 
 # ---------------------------------------------------------------- the op table's torch lowering
 
 @dataclass(frozen=True)
 class ModuleSpec:
-    """A module constructor call: `nn.<cls>(*args, **kwargs)` or a custom class of this file."""
+    """A module constructor call: `nn.<cls>(*args, **kwargs)` or a custom class of compiler/standalone.py."""
 
     cls: str
     args: tuple = ()
@@ -207,12 +74,6 @@ class ModuleSpec:
     def build(self) -> nn.Module | torch.Tensor:
         ctor = CUSTOM_MODULES.get(self.cls) or getattr(nn, self.cls)
         return ctor(*self.args, **self.kwargs)
-
-    def source(self) -> str:
-        """The constructor call as Python source (nn.X for torch's modules)."""
-        prefix = "" if self.cls in CUSTOM_MODULES else "nn."
-        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
-        return f"{prefix}{self.cls}({', '.join(parts)})"
 
 
 Builder = Callable[[dict, tuple], ModuleSpec]
@@ -427,7 +288,7 @@ for _op, _cls in _ACTIVATIONS.items():
 @dataclass(frozen=True)
 class Merge:
     fn: Callable
-    source_name: str  # the name in generated source
+    source_name: str  # the function's name in the emitted source (compiler/pysource.py)
 
     def fx(self, graph: fx.Graph, args: list, attrs: dict) -> fx.Node:
         if self.fn is torch.cat:
@@ -437,23 +298,12 @@ class Merge:
             out = graph.call_function(self.fn, (out, other))
         return out
 
-    def source(self, args: list[str], attrs: dict) -> str:
-        if self.fn is torch.cat:
-            return f"torch.cat([{', '.join(args)}], dim={attrs['dim'] + 1})"
-        out = args[0]
-        for other in args[1:]:
-            out = f"{self.source_name}({out}, {other})"
-        return out
-
 
 class MatMul(Merge):
     """matmul(a, b): torch.matmul, which broadcasts the leading axes."""
 
     def fx(self, graph, args, attrs):
         return graph.call_function(torch.matmul, tuple(args))
-
-    def source(self, args, attrs):
-        return f"torch.matmul({args[0]}, {args[1]})"
 
 
 class Attention(Merge):
@@ -469,13 +319,6 @@ class Attention(Merge):
         y = graph.call_function(nn.functional.scaled_dot_product_attention, (q, k, v), kw)
         return graph.call_method("flatten", (graph.call_method("transpose", (y, -3, -2)), -2)) if h > 1 else y
 
-    def source(self, args, attrs):
-        h = attrs["heads"]
-        q, k, v = (f"{t}.unflatten(-1, ({h}, -1)).transpose(-3, -2)" if h > 1 else t for t in args[:3])
-        mask = f", attn_mask={args[3]}" if len(args) == 4 else ""
-        y = f"nn.functional.scaled_dot_product_attention({q}, {k}, {v}{mask}, scale={attrs['scale']!r})"
-        return f"{y}.transpose(-3, -2).flatten(-2)" if h > 1 else y
-
 
 class Take(Merge):
     """take(table, index): table[index] on the sample's first axis; the index (a buffer) has a batch axis of 1."""
@@ -484,9 +327,6 @@ class Take(Merge):
         flat = graph.call_method("flatten", (args[1],))
         rows = graph.call_function(torch.index_select, (args[0], 1, flat))
         return graph.call_method("unflatten", (rows, 1, tuple(attrs["index"])))
-
-    def source(self, args, attrs):
-        return f"torch.index_select({args[0]}, 1, {args[1]}.flatten()).unflatten(1, {tuple(attrs['index'])!r})"
 
 
 MERGES: dict[str, Merge] = {"take": Take(torch.index_select, "torch.index_select"), "add": Merge(torch.add, "torch.add"), "mul": Merge(torch.mul, "torch.mul"),
@@ -505,61 +345,6 @@ def build_module(op: str, attrs: dict, input_shape: tuple) -> nn.Module:
 
 
 # ---------------------------------------------------------------- initialisation schemes
-
-def _zero_bias(m: nn.Module) -> None:
-    if getattr(m, "bias", None) is not None:
-        nn.init.zeros_(m.bias)
-
-
-def init_kaiming_normal_fan_out(m: nn.Module) -> None:
-    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-    _zero_bias(m)
-
-
-def init_kaiming_normal_fan_in(m: nn.Module) -> None:
-    nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-    _zero_bias(m)
-
-
-def init_kaiming_uniform(m: nn.Module) -> None:
-    nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")
-    _zero_bias(m)
-
-
-def init_xavier_uniform(m: nn.Module) -> None:
-    nn.init.xavier_uniform_(m.weight)
-    _zero_bias(m)
-
-
-def init_normal_001(m: nn.Module) -> None:
-    nn.init.normal_(m.weight, 0.0, 0.01)
-    _zero_bias(m)
-
-
-def init_trunc_normal_001(m: nn.Module) -> None:
-    nn.init.trunc_normal_(m.weight, std=0.01)
-    _zero_bias(m)
-
-
-def init_trunc_normal_002(m: nn.Module) -> None:
-    nn.init.trunc_normal_(m.weight, std=0.02)
-    _zero_bias(m)
-
-
-def init_uniform_fan_out(m: nn.Module) -> None:
-    bound = 1.0 / math.sqrt(m.weight.shape[0])  # out_features (out_channels for a conv)
-    nn.init.uniform_(m.weight, -bound, bound)
-    _zero_bias(m)
-
-
-def init_default_zero_bias(m: nn.Module) -> None:
-    _zero_bias(m)  # the weight keeps PyTorch's own initialisation
-
-
-def init_ones_zeros(m: nn.Module) -> None:
-    nn.init.ones_(m.weight)
-    _zero_bias(m)
-
 
 # scheme name (archspec.ir.INIT_SCHEMES) -> function(module); "default" keeps PyTorch's own.
 INIT: dict[str, Callable[[nn.Module], None] | None] = {
@@ -630,15 +415,6 @@ def leaf_specs(arch: Architecture, inplace: bool = True) -> list[tuple[Node, Mod
     """module_specs with `inplace=True` set on the activations that may run in place."""
     can_inplace = inplace_nodes(arch) if inplace else set()
     return [(node, _set_inplace(spec) if node.name in can_inplace else spec) for node, spec in module_specs(arch)]
-
-
-class Container(nn.Module):
-    """A scope whose layers run interleaved with another scope's (so it cannot be one call): it only
-    holds its modules, and its nearest callable ancestor runs them."""
-
-    def forward(self, *args):
-        raise RuntimeError("this container's layers run interleaved with other scopes' and are called by its "
-                           "parent; call the parent, or one of its children")
 
 
 class BufferTracer(fx.Tracer):
@@ -1090,60 +866,6 @@ def _owner(arch: Architecture, key: str) -> Node | None:
 
 
 # ---------------------------------------------------------------- windowed attention's pieces (archspec/ops/window.py)
-
-class LinearZeroBias(nn.Linear):
-    """nn.Linear whose bias entries start..end-1 are stored but used as zeros (Swin V2's qkv: no key bias)."""
-
-    def __init__(self, in_features: int, out_features: int, start: int, end: int) -> None:
-        super().__init__(in_features, out_features)
-        self.start, self.end = start, end
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = torch.cat([self.bias[:self.start], self.bias.new_zeros(self.end - self.start), self.bias[self.end:]])
-        return nn.functional.linear(x, self.weight, bias)
-
-
-class Normalize(nn.Module):
-    """F.normalize: x / max(||x||_2, eps) along a sample axis (cosine attention)."""
-
-    def __init__(self, dim: int, eps: float = 1e-12) -> None:
-        super().__init__()
-        self.dim, self.eps = dim + 1, eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.normalize(x, dim=self.dim, eps=self.eps)
-
-
-class Clamp(nn.Module):
-    """torch.clamp with optional bounds."""
-
-    def __init__(self, min: float | None = None, max: float | None = None) -> None:
-        super().__init__()
-        self.min, self.max = min, max
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.clamp(x, self.min, self.max)
-
-
-class Exp(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.exp(x)
-
-
-class Scale(nn.Module):
-    """x * factor, a constant."""
-
-    def __init__(self, factor: float) -> None:
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.factor
-
-
-CUSTOM_MODULES.update({"LinearZeroBias": LinearZeroBias, "Normalize": Normalize, "Clamp": Clamp, "Exp": Exp,
-                       "Scale": Scale})
-
 
 @lowering("shifted_window_mask")
 def _shifted_window_mask(a, shape):

@@ -1,60 +1,15 @@
 """PyTorch lowerings of issue 14's ops (channel cuts and shuffle, resampling, constant affines), as
-entries of compiler/torch.py's LOWERINGS table. Each custom module here is self-contained (torch only):
-the standalone source emitter copies its class into the generated file."""
+entries of compiler/torch.py's LOWERINGS table. Their custom modules are in
+compiler/standalone.py."""
 from __future__ import annotations
 
-import torch
 import torch.fx as fx
 from torch import nn
 from torch.fx.graph_module import _forward_from_src
 
-from .torch import ALIASING, CUSTOM_MODULES, Block, ModuleSpec, lowering
+from .torch import ALIASING, Block, ModuleSpec, lowering
 
 
-class Narrow(nn.Module):
-    """x[:, ..., start:start + length] along one axis (`dim` counts the batch axis): a chunk or split part."""
-
-    def __init__(self, dim: int, start: int, length: int) -> None:
-        super().__init__()
-        self.dim, self.start, self.length = dim, start, length
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.narrow(self.dim, self.start, self.length)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}, start={self.start}, length={self.length}"
-
-
-class ChannelShuffle(nn.Module):
-    """torchvision's channel_shuffle: [N, g * k, ...] -> view [N, g, k, ...] -> transpose -> [N, k * g, ...]."""
-
-    def __init__(self, groups: int) -> None:
-        super().__init__()
-        self.groups = groups
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c = x.shape[:2]
-        y = x.reshape(n, self.groups, c // self.groups, *x.shape[2:]).transpose(1, 2)
-        return y.reshape(x.shape)
-
-    def extra_repr(self) -> str:
-        return f"groups={self.groups}"
-
-
-class ChannelAffine(nn.Module):
-    """x * scale[c] + shift[c] with constant per-channel lists (no parameters, nothing in the state_dict)."""
-
-    def __init__(self, scale: list[float], shift: list[float]) -> None:
-        super().__init__()
-        self.scale, self.shift = scale, shift
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = [-1] + [1] * (x.dim() - 2)
-        scale = torch.tensor(self.scale, dtype=x.dtype, device=x.device).view(shape)
-        return x * scale + torch.tensor(self.shift, dtype=x.dtype, device=x.device).view(shape)
-
-
-CUSTOM_MODULES.update({"Narrow": Narrow, "ChannelShuffle": ChannelShuffle, "ChannelAffine": ChannelAffine})
 ALIASING.update({"chunk", "split"})  # a part is a view: an in-place activation on it would write into its input
 
 
@@ -106,23 +61,6 @@ class TrainEvalBlock(Block):
                         "save its state_dict and rebuild it with to_torch")
 
 
-class CenterCrop(nn.Module):
-    """The spatial window of `size` starting at `start` (per axis): U-Net's crop of a skip connection."""
-
-    def __init__(self, start: list[int], size: list[int]) -> None:
-        super().__init__()
-        self.start, self.size = start, size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for axis, (b, n) in enumerate(zip(self.start, self.size)):
-            x = x.narrow(axis + 2, b, n)
-        return x
-
-    def extra_repr(self) -> str:
-        return f"start={self.start}, size={self.size}"
-
-
-CUSTOM_MODULES["CenterCrop"] = CenterCrop
 ALIASING.add("center_crop")
 
 
