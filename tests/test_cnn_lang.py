@@ -9,12 +9,7 @@ import pytest
 import archspec
 from archspec import SpecError
 from archspec.formatter import format_text
-
-
-def load(tmp_path, text: str, **kw):
-    p = tmp_path / "x.arch"
-    p.write_text(textwrap.dedent(text))
-    return archspec.load(p, **kw)
+from helpers import load_spec as load
 
 
 def error(tmp_path, text: str):

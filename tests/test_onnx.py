@@ -22,6 +22,7 @@ from archspec.ops.base import EXAMPLE_SHAPES
 from archspec_compiler import onnx as backend
 from archspec_compiler import runtime, to_onnx, to_torch
 from archspec_compiler.runtime import Session
+from helpers import op_cases
 
 F32_TOL, F16_TOL = 1e-4, 1e-2
 def rel_err(actual: np.ndarray, expected: np.ndarray) -> float:
@@ -89,12 +90,6 @@ def op_arch(name: str, attrs: dict, ins: list[tuple], out: tuple) -> Architectur
         add = Node(name="sum", op="add", inputs=("x0", "op"), attrs={}, shape=out, span=span)
         return Architecture(name=name, inputs=(x,), nodes=(node, add), outputs=(Output(name="y", node="sum"),))
     return Architecture(name=name, inputs=inputs, nodes=(node,), outputs=(Output(name="y", node="op"),))
-
-
-def op_cases():
-    """(op, attrs, input shapes, output shape) for each op's example, on every rank it accepts."""
-    return [pytest.param(name, a, ins, out, id=f"{name}-{'x'.join(map(str, ins[0] if ins else out))}")
-            for name, op in sorted(REGISTRY.items()) for a, ins, out in op.example_cases()]
 
 
 def test_every_op_has_an_onnx_lowering():
