@@ -33,6 +33,16 @@ def network_spec(folder: Path, body: str, input_shape=(3, 16, 16), head: str = "
                              f"{textwrap.dedent(body)}\n}}\n", **overrides)
 
 
+def fill_weights(module):
+    """Random weights in place, positive where 1-d (batch-norm variances; a fresh batch norm is the identity)."""
+    import torch  # here: most test files need no torch
+    with torch.no_grad():
+        for value in module.state_dict().values():
+            if value.dtype.is_floating_point:
+                value.copy_(torch.rand(value.shape) * 0.5 + 0.5 if value.ndim == 1 else torch.randn(value.shape) * 0.3)
+    return module
+
+
 def op_cases():
     """(op, attrs, input shapes, output shape) for each op's example, on every rank it accepts."""
     return [pytest.param(name, a, ins, out, id=f"{name}-{'x'.join(map(str, ins[0] if ins else out))}")

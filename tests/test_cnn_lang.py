@@ -9,7 +9,7 @@ import pytest
 import archspec
 from archspec import SpecError
 from archspec.formatter import format_text
-from helpers import load_spec as load
+from helpers import fill_weights, load_spec as load
 
 
 def error(tmp_path, text: str):
@@ -115,11 +115,7 @@ def run_everywhere(arch, seed: int = 0, batch: int = 2, train: bool = False):
     """to_torch's outputs, and those of the emitted source and of onnxruntime (fp32) on the same input."""
     torch, to_torch, to_onnx, emit_python, Session = backends()
     torch.manual_seed(seed)
-    module = to_torch(arch).eval()
-    with torch.no_grad():
-        for p in module.state_dict().values():
-            if p.dtype.is_floating_point:
-                p.copy_(torch.rand(p.shape) * 0.5 + 0.5 if p.ndim == 1 else torch.randn(p.shape) * 0.3)
+    module = fill_weights(to_torch(arch).eval())
     xs = [torch.randn(batch, *i.shape) for i in arch.inputs]
     with torch.no_grad():
         want = module(*xs)

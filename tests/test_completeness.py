@@ -13,20 +13,17 @@ from archspec.ops import REGISTRY
 from archspec_compiler import emit_python, to_onnx, to_torch
 from archspec_compiler.onnx import MAX_OPSET, MIN_OPSET
 from archspec_compiler.runtime import Session
-from helpers import op_arch, op_cases
+from helpers import fill_weights, op_arch, op_cases
 
 OPSETS = range(MIN_OPSET, MAX_OPSET + 1)
 
 
 def reference(arch, batch: int = 2):
-    """to_torch's module with random weights (positive where 1-d: batch-norm variances), its inputs and outputs."""
+    """to_torch's module with random weights, its inputs and its outputs."""
     torch.manual_seed(0)
-    module = to_torch(arch).eval()
+    module = fill_weights(to_torch(arch).eval())
+    xs = [torch.randn(batch, *i.shape) for i in arch.inputs]
     with torch.no_grad():
-        for value in module.state_dict().values():
-            if value.dtype.is_floating_point:
-                value.copy_(torch.rand(value.shape) * 0.5 + 0.5 if value.ndim == 1 else torch.randn(value.shape) * 0.3)
-        xs = [torch.randn(batch, *i.shape) for i in arch.inputs]
         want = module(*xs)
     return module, xs, list(want) if isinstance(want, tuple) else [want]
 
