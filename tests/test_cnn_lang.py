@@ -9,7 +9,7 @@ import pytest
 import archspec
 from archspec import SpecError
 from archspec.formatter import format_text
-from helpers import fill_weights, load_spec as load
+from helpers import fill_weights, load_spec as load, op_arch
 
 
 def error(tmp_path, text: str):
@@ -267,11 +267,8 @@ def test_training_output_and_affine_errors(tmp_path, body, what):
 
 def _onnx_checks():
     pytest.importorskip("onnxruntime")
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_onnx import check_op, op_arch
-    return check_op, op_arch
+    from test_onnx import check_op  # tests/ is on sys.path, as for helpers
+    return check_op
 
 
 @pytest.mark.parametrize("op, kwargs, ins", [
@@ -300,7 +297,7 @@ def _onnx_checks():
     ("gap", {}, (3, 2, 4, 4)),
 ])
 def test_resampling_and_volume_ops_agree_everywhere(op, kwargs, ins):
-    check_op, op_arch = _onnx_checks()
+    check_op = _onnx_checks()
     from archspec.ops import REGISTRY
     cls = REGISTRY[op]
     a = cls.normalize(cls.Args(**kwargs), [ins])
