@@ -33,7 +33,7 @@ _COLOURS = {"input": "#ffffff", "output": "#ffffff", "group": "#f1f1f1", "merge"
             "param": "#e1d5e7"}
 _KIND = {"conv": "conv", "linear": "linear", "bn": "norm", "lrn": "norm", "maxpool": "pool", "avgpool": "pool",
          "adaptive_avgpool": "pool", "gap": "pool", "layernorm": "norm", "groupnorm": "norm",
-         "multihead_attention": "linear", "learnable": "param"}  # a learnable tensor: a source, like an input
+         "multihead_attention": "linear"}  # besides merges (drawn as such) and sources (as parameters)
 _MERGE_TEXT = {"add": "add", "cat": "concat", "mul": "mul"}
 
 

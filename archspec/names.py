@@ -28,23 +28,24 @@ MODULE_ATTRIBUTES = frozenset({
 GENERATED_NAMES = frozenset({"self", "torch", "nn", "math"})
 
 
+def _problem(noun: str, text: str, reserved: bool, why_reserved: str, taken: frozenset[str],
+             why_taken: str) -> str | None:
+    """The first reason the name `text` cannot be used as a `noun` ("label", "input name"), or None."""
+    if reserved:
+        return f"the {noun} '{text}' {why_reserved}"
+    if keyword.iskeyword(text):
+        return f"the {noun} '{text}' is a Python keyword"
+    return f"the {noun} '{text}' {why_taken}" if text in taken else None
+
+
 def label_problem(text: str) -> str | None:
     """Why a label cannot name a module (None when it can)."""
-    if text.startswith("_"):
-        return f"the label '{text}' starts with '_': such names are reserved for PyTorch's own attributes"
-    if keyword.iskeyword(text):
-        return f"the label '{text}' is a Python keyword"
-    if text in MODULE_ATTRIBUTES:
-        return f"the label '{text}' is the name of a PyTorch module attribute"
-    return None
+    return _problem("label", text, text.startswith("_"),
+                    "starts with '_': such names are reserved for PyTorch's own attributes",
+                    MODULE_ATTRIBUTES, "is the name of a PyTorch module attribute")
 
 
 def input_problem(text: str) -> str | None:
     """Why an input name cannot be a parameter of the generated forward() (None when it can)."""
-    if not text.isidentifier() or text.startswith("_"):
-        return f"the input name '{text}' is reserved (it starts with '_')"
-    if keyword.iskeyword(text):
-        return f"the input name '{text}' is a Python keyword"
-    if text in GENERATED_NAMES:
-        return f"the input name '{text}' is used by the generated code"
-    return None
+    return _problem("input name", text, not text.isidentifier() or text.startswith("_"),
+                    "is reserved (it starts with '_')", GENERATED_NAMES, "is used by the generated code")

@@ -6,8 +6,6 @@ import json
 import math
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -15,21 +13,14 @@ import archspec
 from archspec import SpecError
 from archspec.analysis import Field, analyze, ir_from_json, macs_text
 from archspec.ops import REGISTRY
+from helpers import ROOT, network_spec as spec
 from refdata import layouts
 
-ROOT = Path(__file__).resolve().parent.parent
 ZOO = set(archspec.list_models())
 
 
 def reference() -> dict:
     return layouts()
-
-
-def spec(tmp_path, body: str, input_shape=(3, 16, 16), head: str = "", **kw):
-    path = tmp_path / "net.arch"
-    path.write_text(f"arch t\ninput x: {list(input_shape)}\n{textwrap.dedent(head)}\nnetwork {{\n"
-                    f"{textwrap.dedent(body)}\n}}\n")
-    return archspec.load(path, **kw)
 
 
 def rf(field: Field) -> tuple:

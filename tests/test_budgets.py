@@ -11,8 +11,7 @@ import archspec
 from archspec.budgets import check_budgets, evaluate, measure
 from archspec.cli import main
 from archspec.resources import zoo_dir
-
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT, write_spec
 
 # Hand counts for the spec below (input 3x32x32):
 #   a: conv 3->8 3x3 pad 1 + relu   params 8*3*9 + 8 = 224, MACs 8*32*32 * 27 = 221,184
@@ -44,9 +43,7 @@ network {{
     }}
 }}
 """
-    p = tmp_path / name
-    p.write_text(text)
-    return p
+    return write_spec(tmp_path, text, name, dedent=False)
 
 
 def line_of(path: Path, needle: str) -> int:

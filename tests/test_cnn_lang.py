@@ -9,12 +9,7 @@ import pytest
 import archspec
 from archspec import SpecError
 from archspec.formatter import format_text
-
-
-def load(tmp_path, text: str, **kw):
-    p = tmp_path / "x.arch"
-    p.write_text(textwrap.dedent(text))
-    return archspec.load(p, **kw)
+from helpers import fill_weights, load_spec as load, op_arch
 
 
 def error(tmp_path, text: str):
@@ -120,11 +115,7 @@ def run_everywhere(arch, seed: int = 0, batch: int = 2, train: bool = False):
     """to_torch's outputs, and those of the emitted source and of onnxruntime (fp32) on the same input."""
     torch, to_torch, to_onnx, emit_python, Session = backends()
     torch.manual_seed(seed)
-    module = to_torch(arch).eval()
-    with torch.no_grad():
-        for p in module.state_dict().values():
-            if p.dtype.is_floating_point:
-                p.copy_(torch.rand(p.shape) * 0.5 + 0.5 if p.ndim == 1 else torch.randn(p.shape) * 0.3)
+    module = fill_weights(to_torch(arch).eval())
     xs = [torch.randn(batch, *i.shape) for i in arch.inputs]
     with torch.no_grad():
         want = module(*xs)
@@ -276,11 +267,8 @@ def test_training_output_and_affine_errors(tmp_path, body, what):
 
 def _onnx_checks():
     pytest.importorskip("onnxruntime")
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_onnx import check_op, op_arch
-    return check_op, op_arch
+    from test_onnx import check_op  # tests/ is on sys.path, as for helpers
+    return check_op
 
 
 @pytest.mark.parametrize("op, kwargs, ins", [
@@ -309,7 +297,7 @@ def _onnx_checks():
     ("gap", {}, (3, 2, 4, 4)),
 ])
 def test_resampling_and_volume_ops_agree_everywhere(op, kwargs, ins):
-    check_op, op_arch = _onnx_checks()
+    check_op = _onnx_checks()
     from archspec.ops import REGISTRY
     cls = REGISTRY[op]
     a = cls.normalize(cls.Args(**kwargs), [ins])

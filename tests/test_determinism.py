@@ -10,8 +10,7 @@ import textwrap
 from pathlib import Path
 
 import archspec
-
-REPO = Path(__file__).resolve().parents[1]
+from helpers import ROOT as REPO
 
 # Writes, for every zoo model (and a few with overrides), NAME.ir.json and NAME.analysis.json, and for every
 # error fixture the output of `archspec check` (messages, hints, 'did you mean' lists) into the folder argv[1].

@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 
 import archspec
 from archspec.cli import main
 from archspec.diff import diff, to_json, to_markdown, to_table
+from helpers import ROOT
 from refdata import layouts
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def bottleneck_params(cin: int, planes: int) -> int:

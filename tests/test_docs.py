@@ -18,8 +18,9 @@ from archspec.formatter import format_text
 from archspec.lower import KEYWORDS
 from archspec.ops import REGISTRY
 from archspec.parser import parse
+from helpers import ROOT
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = ROOT / "docs"
 LANGUAGE = DOCS / "language.md"
 TUTORIAL = DOCS / "tutorial.md"
 CLI = DOCS / "cli.md"

@@ -20,6 +20,7 @@ import pytest
 
 import archspec
 from archspec.cli import main
+from helpers import ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures" / "errors"
 CASES = sorted(FIXTURES.glob("*.arch"))
@@ -157,7 +158,7 @@ def test_real_process_prints_no_traceback():
     import sys
     names = ["syntax_missing_paren.arch", "recursion_mutual.arch", "limit_power_tower.arch", "use_etc_passwd.arch"]
     proc = subprocess.run([sys.executable, "-m", "archspec", "check", *names], cwd=FIXTURES, capture_output=True,
-                          text=True, timeout=60, env={"PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+                          text=True, timeout=60, env={"PYTHONPATH": str(ROOT),
                                                       "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr + proc.stdout

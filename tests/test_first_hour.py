@@ -8,6 +8,7 @@ import pytest
 
 from archspec.cli import main
 from archspec.commands import parse_value
+from helpers import write_spec
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -111,9 +112,7 @@ def test_check_names_the_option(capsys, tmp_path, monkeypatch, spec, argv, first
 
 def load_text(tmp_path, text: str, name: str = "net.arch"):
     import archspec
-    path = tmp_path / name
-    path.write_text(text)
-    return archspec.load(path)
+    return archspec.load(write_spec(tmp_path, text, name, dedent=False))
 
 
 def errors_of(tmp_path, text: str):

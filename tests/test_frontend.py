@@ -3,22 +3,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 
 import archspec
 from archspec import SpecError
 from archspec.expressions import make_divisible, parse_number
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def spec(tmp_path, text, name="net.arch", **kw):
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return archspec.load(path, **kw)
+from helpers import ROOT, load_spec as spec
 
 
 def names(arch):

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 import archspec
 from archspec.errors import Diagnostic, Pos
+from helpers import ROOT
 
-_spec = importlib.util.spec_from_file_location("archspec_fuzz", Path(__file__).parents[1] / "benchmarks" / "fuzz.py")
+_spec = importlib.util.spec_from_file_location("archspec_fuzz", ROOT / "benchmarks" / "fuzz.py")
 fuzz = importlib.util.module_from_spec(_spec)
 sys.modules["archspec_fuzz"] = fuzz  # dataclasses look their module up
 _spec.loader.exec_module(fuzz)

@@ -15,7 +15,8 @@ import pytest
 import archspec
 from archspec import Limits, SpecError
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import ROOT as REPO, write_spec
+
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
@@ -26,9 +27,7 @@ def cli(*args, cwd=None, timeout=120) -> tuple[int, str]:
 
 
 def spec(tmp: Path, text: str, name: str = "x.arch") -> Path:
-    path = tmp / name
-    path.write_text(text)
-    return path
+    return write_spec(tmp, text, name, dedent=False)
 
 
 def load_error(path, **kw) -> str:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
+
 TINY = ("arch tiny\ninput x: [3, 16, 16]\nnetwork { conv1: conv(8, 3, pad = 1, bias = false); bn1: bn(); relu(); "
         "gap(); flatten(); fc: linear(10) }\n")
 ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COLUMNS", "TORCH_INDEX_URL")}

@@ -11,6 +11,7 @@ import pytest
 
 import archspec
 from archspec import Limits, SpecError
+from helpers import write_spec
 
 H = "arch t\ninput x: [3, 8, 8]\n"
 
@@ -31,9 +32,7 @@ def _chain_of_blocks(n: int, groups: int = 0) -> str:
 
 
 def _spec(tmp: Path, text: str, name: str = "main.arch") -> Path:
-    path = tmp / name
-    path.write_text(text)
-    return path
+    return write_spec(tmp, text, name, dedent=False)
 
 
 # field -> (limit value, spec over the limit, expected message, (line, col), spec exactly at the limit or None)

@@ -20,7 +20,8 @@ import pytest_lsp
 from lsprotocol import types as t
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import ROOT as REPO
+
 SPECS = REPO / "specs"
 FIXTURES = REPO / "tests" / "fixtures" / "errors"
 REFERENCE = REPO / "tests" / "reference" / "torchvision_layouts.json"

@@ -22,6 +22,7 @@ from archspec.ops.base import EXAMPLE_SHAPES
 from archspec_compiler import onnx as backend
 from archspec_compiler import runtime, to_onnx, to_torch
 from archspec_compiler.runtime import Session
+from helpers import op_arch, op_cases
 
 F32_TOL, F16_TOL = 1e-4, 1e-2
 def rel_err(actual: np.ndarray, expected: np.ndarray) -> float:
@@ -67,35 +68,6 @@ def inferred_shapes(model: onnx.ModelProto) -> dict[str, list]:
 
 
 # ---------------------------------------------------------------- the op table
-
-def op_arch(name: str, attrs: dict, ins: list[tuple], out: tuple) -> Architecture:
-    """A one-node Architecture running op `name` on inputs x0, x1, ..."""
-    span = Span(file="<example>", line=1, col=1)
-    inputs = tuple(Input(name=f"x{i}", shape=s, span=span) for i, s in enumerate(ins))
-    node = Node(name="op", op=name, inputs=tuple(i.name for i in inputs), attrs=attrs, shape=out, span=span)
-    if name == "take":  # the index is a buffer (integers, batch 1): read one by a table of enough rows
-        table = Input(name="x0", shape=(max(9, ins[0][0]), *ins[0][1:]), span=span)  # indices 0..8
-        buf = Node(name="index", op="buffer", inputs=(), shape=(4, 4), span=span,
-                   attrs={"rule": "relative_position_index", "window": [2, 2], "shape": [4, 4]})
-        node = Node(name="op", op=name, inputs=("x0", "index"), attrs={"index": [4, 4]}, shape=(4, 4, *ins[0][1:]),
-                    span=span)
-        return Architecture(name=name, inputs=(table,), nodes=(buf, node), outputs=(Output(name="y", node="op"),))
-    if name == "buffer":  # integers: read through take, by a batched table
-        table = Input(name="x0", shape=(max(9, math.prod(out)), 3), span=span)
-        node2 = Node(name="sum", op="take", inputs=("x0", "op"), attrs={"index": list(out)}, shape=(*out, 3), span=span)
-        return Architecture(name=name, inputs=(table,), nodes=(node, node2), outputs=(Output(name="y", node="sum"),))
-    if not ins:  # a learnable tensor (batch 1): added to an input, which gives the output its batch
-        x = Input(name="x0", shape=out, span=span)
-        add = Node(name="sum", op="add", inputs=("x0", "op"), attrs={}, shape=out, span=span)
-        return Architecture(name=name, inputs=(x,), nodes=(node, add), outputs=(Output(name="y", node="sum"),))
-    return Architecture(name=name, inputs=inputs, nodes=(node,), outputs=(Output(name="y", node="op"),))
-
-
-def op_cases():
-    """(op, attrs, input shapes, output shape) for each op's example, on every rank it accepts."""
-    return [pytest.param(name, a, ins, out, id=f"{name}-{'x'.join(map(str, ins[0] if ins else out))}")
-            for name, op in sorted(REGISTRY.items()) for a, ins, out in op.example_cases()]
-
 
 def test_every_op_has_an_onnx_lowering():
     missing = sorted(set(REGISTRY) - set(backend.LOWERINGS))

@@ -14,8 +14,8 @@ import pytest
 
 import archspec
 from archspec import SpecError
+from helpers import ROOT as REPO
 
-REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "archspec"
 H = "arch t\ninput x: [3, 8, 8]\n"
 

@@ -7,7 +7,6 @@ import os
 import pickle
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,9 @@ from archspec.ops.tensor import shared_values
 from archspec_compiler import to_torch
 from archspec_compiler import torch as backend
 from archspec_compiler.pysource import emit_python
+from helpers import ROOT, op_cases, write_spec
 from refdata import layouts
 
-ROOT = Path(__file__).resolve().parent.parent
 LAYOUTS = layouts()
 
 # Every op kind, merges, scopes with numeric names at the top level, two outputs.
@@ -56,12 +55,6 @@ network {
 """
 
 
-def write_spec(tmp_path: Path, text: str, name: str = "net.arch") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
 @pytest.fixture(scope="module")
 def tiny_path(tmp_path_factory) -> Path:
     return write_spec(tmp_path_factory.mktemp("tiny"), TINY, "tiny.arch")
@@ -73,12 +66,6 @@ def tiny(tiny_path):
 
 
 # ---------------------------------------------------------------- the op table
-
-def op_cases():
-    """(op, attrs, input shapes, output shape) for each op's example, on every rank it accepts."""
-    return [pytest.param(name, a, ins, out, id=f"{name}-{'x'.join(map(str, ins[0] if ins else out))}")
-            for name, op in sorted(REGISTRY.items()) for a, ins, out in op.example_cases()]
-
 
 def test_every_op_has_a_torch_lowering():
     missing = [name for name in REGISTRY if name not in backend.LOWERINGS and name not in backend.MERGES]

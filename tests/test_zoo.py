@@ -10,16 +10,15 @@ import importlib.util
 import json
 import re
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 
 import archspec
 from archspec.cli import main as cli
 from archspec.ops import REGISTRY
+from helpers import ROOT
 from refdata import layouts, modern
 
-ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.arch"))
 MODELS = archspec.list_models()
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import SpecError
+from ..errors import SpecError, printable
 
 COMMANDS: dict[str, "Command"] = {}
 
@@ -81,6 +81,16 @@ def check_destination(path: Path, option: str = "-o") -> None:
                         "another path")
     if not os.access(parent, os.W_OK) or path.exists() and not os.access(path, os.W_OK):
         raise SpecError(f"{option} {path}: cannot write there (permission denied)", hint="choose another path")
+
+
+def write_output(path: str | None, data: str | bytes, note: str) -> None:
+    """A command's result: written atomically to the file `path`, then `note` on stderr; on stdout without one."""
+    if not path:
+        sys.stdout.write(data.decode() if isinstance(data, bytes) else data)
+        return
+    from ..output import write_atomic
+    write_atomic(path, data)
+    print(printable(note), file=sys.stderr)
 
 
 # ---- options shared by the commands ----

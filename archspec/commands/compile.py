@@ -5,9 +5,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import add_spec_args, check_destination, command, load_spec, require
-from ..errors import printable
-from ..output import write_atomic
+from . import add_spec_args, check_destination, command, load_spec, require, write_output
 
 
 def configure(p):
@@ -31,9 +29,5 @@ def run(args) -> int:
     from archspec_compiler.pysource import emit_python  # torch is imported only here
     cmd = "archspec " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compile"] else None
     text = emit_python(arch, inplace=not args.no_inplace, command=cmd, outputs=args.outputs)
-    if args.output:
-        write_atomic(args.output, text)
-        print(printable(f"wrote {args.output}: {arch.title}, {len(arch.nodes)} nodes"), file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+    write_output(args.output, text, f"wrote {args.output}: {arch.title}, {len(arch.nodes)} nodes")
     return 0

@@ -4,9 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import add_spec_args, check_destination, command, load_spec
-from ..errors import SpecError, printable
-from ..output import write_atomic
+from . import add_spec_args, check_destination, command, load_spec, write_output
+from ..errors import SpecError
 
 
 def configure(p):
@@ -42,9 +41,6 @@ def run(args) -> int:
         print(f"warning: {len(d.edges)} edges; Mermaid renders at most {MERMAID_MAX_EDGES} by default: "
               "collapse the diagram with --depth 1 or 2", file=sys.stderr)
     data = render_bytes(d, fmt)
-    if args.output == "-":
-        sys.stdout.write(data.decode())
-        return 0
-    write_atomic(args.output, data)
-    print(printable(f"wrote {args.output} ({fmt}, {len(data):,} bytes)"), file=sys.stderr)
+    write_output(None if args.output == "-" else args.output, data,
+                 f"wrote {args.output} ({fmt}, {len(data):,} bytes)")
     return 0

@@ -1,11 +1,10 @@
 """archspec diff: what a spec change costs, per scope: params, MACs, memory, shapes, receptive field."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from . import add_format_arg, check_destination, command, parse_overrides
-from ..errors import SpecError, printable
+from . import add_format_arg, check_destination, command, parse_overrides, write_output
+from ..errors import SpecError
 
 
 def configure(p):
@@ -67,10 +66,5 @@ def run(args) -> int:
         title_a, title_b = f"A: {title_a}", f"B: {title_b}"
     d = diff(arch_a, arch_b, args.depth, title_a, title_b)
     text = {"md": to_markdown, "json": to_json}.get(args.format, lambda x: to_table(x, args.all))(d)
-    if args.output:
-        from ..output import write_atomic
-        write_atomic(args.output, text)
-        print(printable(f"wrote {args.output}"), file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+    write_output(args.output, text, f"wrote {args.output}")
     return 0

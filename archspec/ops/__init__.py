@@ -3,8 +3,4 @@ from . import (activation, attention, channel, conv, merge, norm, pool, resample
                tensor, window)  # (registration)
 from .base import GLOBAL, REGISTRY, RF, ArgError, Op, ShapeError, numel, spec_repr
 
-__all__ = ["GLOBAL", "REGISTRY", "RF", "Op", "ShapeError", "get", "numel"]
-
-
-def get(name: str) -> type[Op]:
-    return REGISTRY[name]
+__all__ = ["GLOBAL", "REGISTRY", "RF", "ArgError", "Op", "ShapeError", "numel", "spec_repr"]

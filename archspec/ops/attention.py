@@ -3,22 +3,18 @@ additive bias, and multi-head self-attention as one layer (nn.MultiheadAttention
 MACs count every multiply-accumulate, QKᵀ and AV included (what FlopCounterMode reports on the math path)."""
 from __future__ import annotations
 
-from .base import ANY_RANK, GLOBAL, Attrs, Bool, Float, Op, PosInt, Prob, ShapeError, numel, register
+from .base import ANY_RANK, GLOBAL, Attrs, Bool, Float, Op, PosInt, Prob, ShapeError, describe, numel, register
 from .merge import broadcast
-
-
-def _describe(ins) -> str:
-    return " and ".join(str(list(s)) for s in ins)
 
 
 def _batch(ins, what: str) -> tuple[int, ...]:
     """The broadcast leading axes of matrices [..., n, m] of one rank."""
     if any(len(s) < 2 for s in ins):
-        raise ShapeError(f"{what} takes tensors of two or more axes [..., n, m], got {_describe(ins)}")
+        raise ShapeError(f"{what} takes tensors of two or more axes [..., n, m], got {describe(ins)}")
     try:
         return broadcast([s[:-2] for s in ins]) if len(ins[0]) > 2 else ()
     except ShapeError:
-        raise ShapeError(f"{what}: the leading axes of {_describe(ins)} do not broadcast",
+        raise ShapeError(f"{what}: the leading axes of {describe(ins)} do not broadcast",
                          "give them one rank, with equal sizes or 1") from None
 
 
@@ -44,7 +40,7 @@ class MatMul(_TokenMixer):
         lead = _batch(ins, "matmul")
         (n, k), (k2, m) = ins[0][-2:], ins[1][-2:]
         if k != k2:
-            raise ShapeError(f"cannot multiply {_describe(ins)}: {k} columns against {k2} rows",
+            raise ShapeError(f"cannot multiply {describe(ins)}: {k} columns against {k2} rows",
                              "transpose(-2, -1) the second one, or check the widths")
         return (*lead, n, m)
 

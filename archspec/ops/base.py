@@ -310,12 +310,29 @@ def per_axis(value, n: int, what: str) -> list[int]:
     return [value] * n
 
 
+def per_axis_args(args: Attrs, n: int, *keys: str) -> dict[str, list[int]]:
+    """The arguments `keys` of args, each expanded to one value per spatial axis (named by its key in errors)."""
+    return {key: per_axis(getattr(args, key), n, key) for key in keys}
+
+
+def check_groups(groups: int, cin: int, out: int, hint: str | None = None) -> None:
+    """Grouped convolutions: the groups must divide the input and the output channels."""
+    if cin % groups or out % groups:
+        raise ShapeError(f"groups={groups} must divide both the input channels ({cin}) and the output channels "
+                         f"({out})", hint)
+
+
 def axis(dim: int, rank: int, what: str = "dim") -> int:
     """A sample axis (negative counts from the end) checked against the rank: ShapeError otherwise."""
     if not -rank <= dim < rank:
         raise ShapeError(f"{what} {dim} is out of range for a sample of rank {rank} (axes 0..{rank - 1}, or "
                          f"-{rank}..-1 from the end; the batch axis is not counted)")
     return dim % rank
+
+
+def describe(shapes) -> str:
+    """Shapes as a message names them: "[8, 10] and [8, 1]"."""
+    return " and ".join(str(list(s)) for s in shapes)
 
 
 def numel(shape: Shape) -> int:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import math
 
-from .base import ANY_RANK, Attrs, Mixes, Bool, IntList, NonNegInts, Op, PosInt, PosInts, RF, ShapeError, numel, per_axis, register
+from .base import (ANY_RANK, RF, Attrs, Bool, IntList, Mixes, NonNegInts, Op, PosInt, PosInts, ShapeError,
+                   check_groups, numel, per_axis_args, register)
 
 
 def conv_out(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> int:
@@ -39,13 +40,9 @@ class Conv(Op):
     @classmethod
     def normalize(cls, args, ins):
         cin, n = ins[0][0], len(ins[0]) - 1
-        if cin % args.groups or args.out % args.groups:
-            raise ShapeError(
-                f"groups={args.groups} must divide both the input channels ({cin}) and the output channels ({args.out})",
-                "for a depthwise conv use groups = in.channels")
-        return {"out": args.out, "in": cin, "kernel": per_axis(args.kernel, n, "kernel"),
-                "stride": per_axis(args.stride, n, "stride"), "pad": per_axis(args.pad, n, "pad"),
-                "dilation": per_axis(args.dilation, n, "dilation"), "groups": args.groups, "bias": args.bias}
+        check_groups(args.groups, cin, args.out, "for a depthwise conv use groups = in.channels")
+        return {"out": args.out, "in": cin, **per_axis_args(args, n, "kernel", "stride", "pad", "dilation"),
+                "groups": args.groups, "bias": args.bias}
 
     @classmethod
     def shape(cls, a, ins):

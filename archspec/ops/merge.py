@@ -2,17 +2,13 @@
 and produced by residual, dense, gate and branch statements."""
 from __future__ import annotations
 
-from .base import ANY_RANK, Attrs, Int, Op, ShapeError, axis, register
+from .base import ANY_RANK, Attrs, Int, Op, ShapeError, axis, describe, register
 
 
 class _Merge(Op):
     arity = None
     ranks = ANY_RANK
     example = ((), {}, [(8, 10, 10), (8, 10, 10)])
-
-
-def _describe(ins) -> str:
-    return " and ".join(str(list(s)) for s in ins)
 
 
 @register
@@ -27,7 +23,7 @@ class Add(_Merge):
                 return broadcast(ins)
             except ShapeError:
                 hint = "add a projection shortcut (a 1x1 conv with the stride), or match the channels"
-                raise ShapeError(f"cannot add tensors of shapes {_describe(ins)}", hint) from None
+                raise ShapeError(f"cannot add tensors of shapes {describe(ins)}", hint) from None
         return ins[0]
 
 
@@ -47,13 +43,13 @@ def broadcast(ins, verb: str = "add", hint: str | None = None) -> tuple[int, ...
     batch axis stays in front (a learnable tensor's is 1), so an axis is never silently matched to another."""
     rank = len(ins[0])
     if any(len(s) != rank for s in ins):
-        raise ShapeError(f"cannot {verb} tensors of shapes {_describe(ins)}: their ranks differ",
+        raise ShapeError(f"cannot {verb} tensors of shapes {describe(ins)}: their ranks differ",
                          "reshape or unflatten one of them to add axes of size 1")
     out = []
     for d in range(rank):
         sizes = {s[d] for s in ins} - {1}
         if len(sizes) > 1:
-            raise ShapeError(f"cannot {verb} tensors of shapes {_describe(ins)}: axis {d} disagrees", hint)
+            raise ShapeError(f"cannot {verb} tensors of shapes {describe(ins)}: axis {d} disagrees", hint)
         out.append(sizes.pop() if sizes else 1)
     return tuple(out)
 
@@ -78,6 +74,6 @@ class Cat(_Merge):
         d = a["dim"]
         rest = [s[:d] + s[d + 1:] for s in ins]
         if any(len(s) != len(ins[0]) for s in ins) or any(r != rest[0] for r in rest):
-            raise ShapeError(f"cannot concatenate tensors of shapes {_describe(ins)} along axis {d}",
+            raise ShapeError(f"cannot concatenate tensors of shapes {describe(ins)} along axis {d}",
                              "every branch must keep the same spatial size: check strides, padding and ceil mode")
         return ins[0][:d] + (sum(s[d] for s in ins),) + ins[0][d + 1:]

@@ -1,7 +1,19 @@
 """Normalisation layers."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 from .base import ANY_RANK, GLOBAL, Attrs, Bool, Float, Int, Mixes, Op, PosInt, Prob, ShapeError, register
+
+
+class _Affine(Op):
+    """A normalisation with, when `affine`, a learned scale and shift per feature (the attribute `features`)."""
+
+    features: ClassVar[str] = "channels"
+
+    @classmethod
+    def params(cls, a, ins, out):
+        return 2 * a[cls.features] if a["affine"] else 0
 
 
 class BatchNormArgs(Attrs):
@@ -11,7 +23,7 @@ class BatchNormArgs(Attrs):
 
 
 @register
-class BatchNorm(Op):
+class BatchNorm(_Affine):
     name = "bn"
     doc = "Batch norm over the channel axis: bn(eps=1e-5, momentum=0.1, affine=true)."
     Args = BatchNormArgs
@@ -20,10 +32,6 @@ class BatchNorm(Op):
     @classmethod
     def normalize(cls, args, ins):
         return {"channels": ins[0][0], **args.as_dict()}
-
-    @classmethod
-    def params(cls, a, ins, out):
-        return 2 * a["channels"] if a["affine"] else 0
 
     @classmethod
     def buffers(cls, a, ins, out):
@@ -54,11 +62,12 @@ class LayerNormArgs(Attrs):
 
 
 @register
-class LayerNorm(Op):
+class LayerNorm(_Affine):
     name = "layernorm"
     doc = ("Layer norm over the last axis (tokens [L, D], channels-last maps), or with dim = 0 over the channels "
            "of a [C, H, W] map (ConvNeXt's LayerNorm2d): layernorm(eps=1e-5, affine=true, dim=-1).")
     Args = LayerNormArgs
+    features = "features"
     ranks = ANY_RANK
     example = ((), {"eps": 1e-6}, [(8, 10, 10)])
 
@@ -72,10 +81,6 @@ class LayerNorm(Op):
         return {"features": ins[0][dim], "eps": args.eps, "affine": args.affine, "dim": dim}
 
     @classmethod
-    def params(cls, a, ins, out):
-        return 2 * a["features"] if a["affine"] else 0
-
-    @classmethod
     def receptive(cls, a, ins):
         return Mixes(a["dim"] % len(ins[0]))
 
@@ -87,7 +92,7 @@ class GroupNormArgs(Attrs):
 
 
 @register
-class GroupNorm(Op):
+class GroupNorm(_Affine):
     name = "groupnorm"
     doc = "Group norm: channels in groups, each normalized over its channels and the map: groupnorm(groups, eps=1e-5)."
     Args = GroupNormArgs
@@ -101,10 +106,6 @@ class GroupNorm(Op):
         if c % args.groups:
             raise ShapeError(f"groupnorm: {args.groups} groups do not divide {c} channels")
         return {"groups": args.groups, "channels": c, "eps": args.eps, "affine": args.affine}
-
-    @classmethod
-    def params(cls, a, ins, out):
-        return 2 * a["channels"] if a["affine"] else 0
 
     @classmethod
     def receptive(cls, a, ins):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from .base import (GLOBAL, RF, Attrs, Bool, NonNegInts, Op, PosInts, ShapeError, numel, per_axis,
-                   register)
+                   per_axis_args, register)
 from .conv import conv_out
 
 
@@ -77,7 +77,7 @@ class AdaptiveAvgPool(Op):
 
     @classmethod
     def normalize(cls, args, ins):
-        return {"size": per_axis(args.size, len(ins[0]) - 1, "size")}
+        return per_axis_args(args, len(ins[0]) - 1, "size")
 
     @classmethod
     def shape(cls, a, ins):

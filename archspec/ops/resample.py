@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from .base import (RF, Attrs, Bool, NonNegInts, Op, PosInt, PosInts, ShapeError, Str, numel, per_axis,
-                   register)
+from .base import (RF, Attrs, Bool, NonNegInts, Op, PosInt, PosInts, ShapeError, Str, check_groups, numel,
+                   per_axis, per_axis_args, register)
 from .conv import ConvArgs
 
 MODES = {"nearest": None, "linear": 1, "bilinear": 2, "trilinear": 3}  # mode -> spatial axes it needs
@@ -123,12 +123,9 @@ class ConvTranspose(Op):
     @classmethod
     def normalize(cls, args, ins):
         cin, n = ins[0][0], len(ins[0]) - 1
-        if cin % args.groups or args.out % args.groups:
-            raise ShapeError(f"groups={args.groups} must divide both the input channels ({cin}) and the output "
-                             f"channels ({args.out})")
-        a = {"out": args.out, "in": cin, "groups": args.groups, "bias": args.bias}
-        for key in ("kernel", "stride", "pad", "output_pad", "dilation"):
-            a[key] = per_axis(getattr(args, key), n, key)
+        check_groups(args.groups, cin, args.out)
+        a = {"out": args.out, "in": cin, "groups": args.groups, "bias": args.bias,
+             **per_axis_args(args, n, "kernel", "stride", "pad", "output_pad", "dilation")}
         if any(op >= max(s, d) for op, s, d in zip(a["output_pad"], a["stride"], a["dilation"])):
             raise ShapeError(f"output_pad {a['output_pad']} must be smaller than the stride or the dilation",
                              "PyTorch refuses it too")
