@@ -586,6 +586,8 @@ def _file(arch: Architecture, inplace: bool, command: str | None, outputs: list[
     if errors:
         raise SpecError(errors)
     cls = backend.class_name(arch)
+    if cls in CUSTOM_MODULES or cls == "Container":  # `arch pad` must not redefine the Pad it uses
+        cls += "Model"
     used = [(node, spec) for node, spec in leaf if node.name in p.nodes]
     tree = _Tree(arch, p, specs, kinds, {cls, "Container", "Model", *CUSTOM_MODULES})
     init = _init_weights(arch, used)

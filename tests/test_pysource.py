@@ -121,3 +121,18 @@ def test_every_merge_and_custom_module_can_be_written():
     defs = pysource._definitions()
     assert set(backend.CUSTOM_MODULES) <= set(defs)
     assert {fn.__name__ for fn in backend.INIT.values() if fn} <= set(defs)
+
+
+@pytest.mark.parametrize("custom", sorted(standalone.CUSTOM_MODULES))
+def test_a_model_named_like_a_definition_does_not_replace_it(custom, tmp_path):
+    """`arch pad` camel-cases to Pad, the class the file defines for pad(): the model class takes another name
+    (found by review: the file defined `class Pad` twice and failed in build())."""
+    title = "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(custom))
+    path = tmp_path / "m.arch"
+    path.write_text(f"arch {title}\ninput x: [3, 8, 8]\nnetwork {{ pad([1, 1]);  conv(4, 1);  scale(2.0) }}\n")
+    source = pysource.emit_python(archspec.load(path))
+    classes = [n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)]
+    assert len(classes) == len(set(classes)), classes
+    namespace: dict = {}
+    exec(compile(source, "<m>", "exec"), namespace)
+    assert namespace["build"]()(torch.randn(1, 3, 8, 8)).shape == (1, 4, 8, 10)
