@@ -277,8 +277,11 @@ _ACTIVATIONS = {"identity": "Identity", "relu": "ReLU", "relu6": "ReLU6", "silu"
                 "sigmoid": "Sigmoid", "tanh": "Tanh", "hardswish": "Hardswish", "hardsigmoid": "Hardsigmoid"}
 # Activations torchvision runs in place; we do too where no other node reads the input.
 INPLACE = {"relu", "relu6", "silu", "hardswish", "hardsigmoid"}
-# Ops whose result may share memory with their input (see inplace_nodes).
-ALIASING = {"identity", "flatten", "dropout", "stochastic_depth"}
+# Ops whose result may share memory with their input (see inplace_nodes): the identities in eval mode, torch's
+# views (an in-place activation on a reshape would write into the reshaped tensor, which others may read), and
+# learnable/buffer (an expanded parameter).
+ALIASING = {"identity", "dropout", "stochastic_depth", "flatten", "unflatten", "reshape", "permute", "transpose",
+            "select", "slice", "chunk", "split", "center_crop", "channel_shuffle", "learnable", "buffer"}
 
 for _op, _cls in _ACTIVATIONS.items():
     LOWERINGS[_op] = (lambda cls: lambda a, shape: ModuleSpec(cls))(_cls)

@@ -594,3 +594,19 @@ def test_compile_command_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "bad.arch:3:" in err and "Traceback" not in err
     assert not (tmp_path / "x.py").exists()
+
+
+@pytest.mark.parametrize("view, back", [("reshape([4, 36])", "reshape([4, 6, 6])"), ("permute([1, 2, 0])", "permute([2, 0, 1])"),
+                                        ("transpose(1, 2)", "transpose(1, 2)"), ("flatten(1)", "unflatten(1, [6, 6])"),
+                                        ("unflatten(0, [2, 2])", "flatten(0, 1)")])
+def test_inplace_activation_never_writes_through_a_view(view, back, tmp_path):
+    """relu after a view of a saved tensor must not run in place: it would change the saved tensor too (found in
+    review: reshape -> relu -> add(a, r) differed from the inplace=False build)."""
+    arch = archspec.load(write_spec(tmp_path, "arch alias\ninput x: [4, 6, 6]\nnetwork {\n    conv(4, 1);  save a\n"
+                                    f"    {view};  relu();  {back};  save r\n    add(a, r)\n}}\n", "alias.arch"))
+    torch.manual_seed(0)
+    fast, plain = to_torch(arch).eval(), to_torch(arch, inplace=False).eval()
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(2, 4, 6, 6)
+    with torch.no_grad():
+        assert torch.equal(fast(x), plain(x))
