@@ -9,6 +9,7 @@ order) and its output on a fixed input. The source text itself is recorded but m
     .venv/bin/python scripts/snapshot.py write /tmp/before            # on the old tree
     .venv/bin/python scripts/snapshot.py compare /tmp/before          # on the new tree: lists differences
     .venv/bin/python scripts/snapshot.py compare /tmp/before --models resnet18 vit_b_16 --skip-source
+    .venv/bin/python scripts/snapshot.py compare /tmp/before --front-end     # IR and analysis only, all models
 """
 from __future__ import annotations
 
@@ -39,6 +40,13 @@ def onnx_digest(model) -> str:
     return h.hexdigest()
 
 
+def front_end_facts(name: str) -> dict:
+    """The IR JSON and analysis JSON digests of one zoo model (no torch)."""
+    import archspec
+    arch = archspec.load(name)
+    return {"ir": _sha(arch.model_dump_json(indent=1)), "analysis": _sha(archspec.analyze(arch).to_json())}
+
+
 def snapshot_model(name: str, skip_source: bool) -> dict:
     """Every recorded fact of one zoo model."""
     sys.path.insert(0, str(ROOT))
@@ -51,7 +59,7 @@ def snapshot_model(name: str, skip_source: bool) -> dict:
 
     arch = archspec.load(name)
     report = archspec.analyze(arch)
-    out = {"ir": _sha(arch.model_dump_json(indent=1)), "analysis": _sha(report.to_json())}
+    out = front_end_facts(name)
     module = to_torch(arch)
     fill_by_rule(module)
     out["onnx"] = onnx_digest(to_onnx(arch, module=module))
@@ -103,6 +111,7 @@ def main() -> int:
     ap.add_argument("folder", type=Path)
     ap.add_argument("--models", nargs="+", help="zoo model names (default: all)")
     ap.add_argument("--skip-source", action="store_true", help="skip the standalone source's model (faster)")
+    ap.add_argument("--front-end", action="store_true", help="compare only IR and analysis JSON, in one process (seconds)")
     args = ap.parse_args()
     if args.action == "one":  # internal: one model, in this process, JSON to stdout
         print(json.dumps(snapshot_model(args.models[0], args.skip_source)))
@@ -110,6 +119,12 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     import archspec
     names = args.models or archspec.list_models()
+    if args.front_end and args.action == "compare":
+        changed = [n for n in names if front_end_facts(n) != {k: v for k, v in json.loads(
+            (args.folder / f"{n}.json").read_text()).items() if k in ("ir", "analysis")}]
+        print(f"IR and analysis JSON: {len(names) - len(changed)} of {len(names)} models the same"
+              + (f"; not: {' '.join(changed)}" if changed else ""))
+        return 1 if changed else 0
     args.folder.mkdir(parents=True, exist_ok=True)
     failed = []
     for i, name in enumerate(names, 1):
