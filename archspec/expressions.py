@@ -168,7 +168,7 @@ class ExprEvaluator:
                                 did_you_mean(name, base.attr_names()) or "use channels, height, width or shape") from None
         if isinstance(base, Tensor):
             if base.shape is None:
-                raise _Poisoned()
+                raise Poisoned()
             return ShapeView(base.shape).attr(name)
         raise EvalError(f"{a_type(base)} has no attribute '{name}'", t.children[1],
                         "only the incoming tensor has attributes: in.channels, in.height, in.width")
@@ -206,7 +206,7 @@ class ExprEvaluator:
                 exc.where = t
             raise
         except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
-            raise EvalError(f"{fn.name}(): {_plain(exc)}", t) from None
+            raise EvalError(f"{fn.name}(): {exc}", t) from None
 
     def eval_args(self, args_tree, scope, d=0):
         args, kwargs = [], {}
@@ -423,7 +423,7 @@ class ExprEvaluator:
         return make_divisible(v, divisor, min_value)
 
 
-class _Poisoned(Exception):
+class Poisoned(Exception):
     """Raised when an expression reads the shape of a tensor whose shape is unknown after an earlier error."""
 
 
@@ -446,6 +446,3 @@ def bind_targets(targets_tree, value, scope):
         else:
             bind_targets(tok, v, scope)
 
-
-def _plain(exc: Exception) -> str:
-    return str(exc).replace("'", "'")

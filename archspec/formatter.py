@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import Diagnostic, Pos, SpecError
+from .parser import KEYWORDS as _GRAMMAR_KEYWORDS
 
 INDENT = 4
 
@@ -38,10 +39,9 @@ _TOKEN = re.compile(r"""
 """, re.X)
 
 # Names that act as operators or start a clause: spaced like operators, and an opening bracket after
-# them is a list or a parenthesised expression, not a call or an index.
-KEYWORDS = {"and", "or", "not", "if", "else", "in", "for", "as", "repeat", "residual", "shortcut", "dense",
-            "gate", "branch", "save", "from", "output", "budget", "use", "param", "input", "variant", "block",
-            "network", "arch", "init"}
+# them is a list or a parenthesised expression, not a call or an index. The constants are values, and
+# `order`/`training` are only keywords at a statement's start, where no bracket can follow.
+KEYWORDS = _GRAMMAR_KEYWORDS - {"true", "false", "order", "training"}
 BINARY = {"=", "+", "-", "*", "/", "//", "%", "**", "==", "!=", "<", ">", "<=", ">="}
 OPENERS = {"(": ")", "[": "]"}
 
@@ -374,18 +374,3 @@ def _format(text: str, file: str, align: bool = True) -> str:
         out.pop()
     return "\n".join(out) + "\n" if out else ""
 
-
-def format_file(path, check: bool = False) -> bool:
-    """Format a spec file in place (unless check); return whether it changed (or would change)."""
-    from pathlib import Path
-
-    from .limits import DEFAULT_LIMITS
-    from .loader import read_text_bounded
-    p = Path(path)
-    text = read_text_bounded(p, DEFAULT_LIMITS.max_file_bytes, "spec file")
-    new = format_text(text, str(path))
-    if new == text:
-        return False
-    if not check:
-        p.write_text(new, encoding="utf-8")
-    return True

@@ -8,17 +8,14 @@ from typing import Any
 
 from . import ops as op_table
 from .errors import Diagnostic, Pos, did_you_mean
-from .expressions import EvalError, ExprEvaluator, WorkLimit, _Poisoned, bind_targets
+from .expressions import EvalError, ExprEvaluator, WorkLimit, Poisoned, bind_targets
 from .ir import INIT_SCHEMES, Architecture, init_problem, Budget, Input, Node, Output, Scope, Span
 from .limits import Limits
 from .modules import SpecModule
 from .names import LABEL, input_problem, label_problem
-from .parser import Token, Tree, pos_of
+from .parser import RESERVED as KEYWORDS, Token, Tree, pos_of
 from .values import BlockValue, OpValue, ShapeView, Tensor, a_type, type_name
 
-KEYWORDS = {"in", "if", "else", "for", "repeat", "as", "residual", "shortcut", "dense", "gate", "branch",
-            "save", "from", "output", "budget", "order", "true", "false", "and", "or", "not", "block", "network",
-            "param", "variant", "input", "use", "arch", "init"}
 BUDGET_METRICS = ("params", "macs", "flops", "memory", "buffers")
 
 
@@ -47,7 +44,7 @@ class Frame:
             if name in f.vars:
                 value = f.vars[name]
                 if value is _POISON:
-                    raise _Poisoned()
+                    raise Poisoned()
                 return value
             f = f.parent
         return self.globals.lookup(tok, self)
@@ -56,7 +53,7 @@ class Frame:
         if self.input is None:
             raise EvalError("'in' is only available inside a network or block", where)
         if self.input.shape is None:
-            raise _Poisoned()
+            raise Poisoned()
         return ShapeView(self.input.shape)
 
     def names(self):
@@ -328,7 +325,7 @@ class Lowerer:
             if isinstance(exc, WorkLimit):
                 raise _Abort() from None
             return Tensor(cur.name, None, cur.origin)
-        except _Poisoned:
+        except Poisoned:
             return Tensor(cur.name, None, cur.origin)
         except RecursionError:  # nested blocks and groups, or a deeply nested value: an error, not a crash
             raise _TooDeep(self.pos(stmt, frame)) from None
@@ -378,7 +375,7 @@ class Lowerer:
             raise EvalError(f"'{name}' is a keyword", name)
         try:
             value = self.eval(expr, frame)
-        except _Poisoned:  # after an earlier error: the name exists, and its later uses stay silent too
+        except Poisoned:  # after an earlier error: the name exists, and its later uses stay silent too
             frame.set(name.value, _POISON)
             raise
         frame.set(name.value, value)

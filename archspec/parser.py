@@ -4,6 +4,7 @@ The parser is Lark's standalone one, generated from grammar/archspec.lark into v
 (scripts/gen_parser.py), so that loading a spec imports neither lark nor its grammar compiler."""
 from __future__ import annotations
 
+import re
 import threading
 from functools import lru_cache
 
@@ -13,7 +14,12 @@ from .vendor.lark_parser import (Lark, Token, Tree, UnexpectedCharacters, Unexpe
                                UnexpectedToken)
 from .resources import grammar_file
 
-__all__ = ["Token", "Tree", "parse", "pos_of"]
+__all__ = ["KEYWORDS", "RESERVED", "Token", "Tree", "parse", "pos_of"]
+
+# The language's keywords, written once: the words the grammar quotes (read off the vendored copy, so no file
+# is opened). `training` is only a keyword right after `output`; elsewhere it is an ordinary name.
+KEYWORDS = frozenset(re.findall(r'"([a-z]+)"', lark_parser.GRAMMAR))
+RESERVED = KEYWORDS - {"training"}  # the words no assignment may bind
 
 # Display names for terminals in "expected ..." messages.
 _PRETTY = {
