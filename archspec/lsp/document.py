@@ -252,24 +252,41 @@ def definitions(text: str, file: str) -> tuple[list[Definition], bool]:
         return [], False
     except RecursionError:
         return [], False
-    out: list[Definition] = []
+    found = _Declarations(text, file)
+    for item in tree.children:
+        handler = getattr(found, item.data, None)
+        if handler is not None:
+            handler(item)
+    return found.out, True
 
-    def src(node) -> str:
+
+class _Declarations:
+    """Collects the Definitions of one spec's parse tree: one method per kind of top-level item."""
+
+    def __init__(self, text: str, file: str):
+        self.text, self.file = text, file
+        self.out: list[Definition] = []
+
+    def src(self, node) -> str:
         if isinstance(node, Token):
             return node.value
         meta = getattr(node, "meta", None)
         if node is None or meta is None or getattr(meta, "empty", True):
             return ""
-        return text[meta.start_pos:meta.end_pos]
+        return self.text[meta.start_pos:meta.end_pos]
 
-    def pos(tok: Token) -> Pos:
-        return Pos(file, tok.line, tok.column, tok.end_line, tok.end_column)
+    def pos(self, tok: Token) -> Pos:
+        return Pos(self.file, tok.line, tok.column, tok.end_line, tok.end_column)
 
+    @staticmethod
     def span(t: Tree):
         m = t.meta
         return (m.line, m.column, m.end_line, m.end_column) if not getattr(m, "empty", True) else None
 
-    def body(t, within):
+    def add(self, tok: Token, kind: str, within, detail: str = "", extent=None) -> None:
+        self.out.append(Definition(tok.value, kind, self.pos(tok), within, detail, extent))
+
+    def body(self, t, within) -> None:
         """Names bound inside a body (assignments, saves, loop variables), visible within it."""
         stack = [t]
         while stack:
@@ -277,45 +294,44 @@ def definitions(text: str, file: str) -> tuple[list[Definition], bool]:
             if not isinstance(node, Tree):
                 continue
             if node.data == "assign":
-                out.append(Definition(node.children[0].value, "value", pos(node.children[0]), within,
-                                      src(node.children[1])))
+                self.add(node.children[0], "value", within, self.src(node.children[1]))
             elif node.data == "save_stmt":
-                out.append(Definition(node.children[0].value, "saved tensor", pos(node.children[0]), within))
+                self.add(node.children[0], "saved tensor", within)
             elif node.data == "repeat_stmt" and node.children[1] is not None:
-                out.append(Definition(node.children[1].value, "loop variable", pos(node.children[1]), within))
+                self.add(node.children[1], "loop variable", within)
             elif node.data == "for_stmt":
                 for tok in node.children[0].children:
-                    out.append(Definition(tok.value, "loop variable", pos(tok), within))
+                    self.add(tok, "loop variable", within)
             stack.extend(reversed(node.children))
 
-    for item in tree.children:
-        kind = item.data
-        if kind == "param_decl":
-            out.append(Definition(item.children[0].value, "param", pos(item.children[0]), None, src(item.children[1])))
-        elif kind == "input_decl":
-            out.append(Definition(item.children[0].value, "input", pos(item.children[0]), None, src(item.children[1])))
-        elif kind == "variant_decl":
-            name, *assigns = item.children
-            out.append(Definition(name.value, "variant", pos(name), None, src(item), span(item)))
-            for a in assigns:
-                out.append(Definition(a.children[0].value, "variant value", pos(a.children[0]), None,
-                                      f"{name.value}: {src(a.children[1])}"))
-        elif kind == "block_decl":
-            name, params, block_body = item.children
-            within = span(item)
-            out.append(Definition(name.value, "block", pos(name), None, block_signature(text, item), within))
-            for prm in (params.children if params is not None else []):
-                if prm is not None:
-                    out.append(Definition(prm.children[0].value, "block parameter", pos(prm.children[0]), within,
-                                          src(prm.children[1]) if prm.children[1] is not None else ""))
-            body(block_body, within)
-        elif kind == "network_decl":
-            extent = span(item)
-            if extent is not None:
-                out.append(Definition("network", "network", Pos(file, extent[0], extent[1], extent[0], extent[1] + 7),
-                                      None, "", extent))
-            body(item.children[0], extent)
-    return out, True
+    def param_decl(self, item: Tree) -> None:
+        self.add(item.children[0], "param", None, self.src(item.children[1]))
+
+    def input_decl(self, item: Tree) -> None:
+        self.add(item.children[0], "input", None, self.src(item.children[1]))
+
+    def variant_decl(self, item: Tree) -> None:
+        name, *assigns = item.children
+        self.add(name, "variant", None, self.src(item), self.span(item))
+        for a in assigns:
+            self.add(a.children[0], "variant value", None, f"{name.value}: {self.src(a.children[1])}")
+
+    def block_decl(self, item: Tree) -> None:
+        name, params, block_body = item.children
+        within = self.span(item)
+        self.add(name, "block", None, block_signature(self.text, item), within)
+        for prm in (params.children if params is not None else []):
+            if prm is not None:
+                self.add(prm.children[0], "block parameter", within,
+                         self.src(prm.children[1]) if prm.children[1] is not None else "")
+        self.body(block_body, within)
+
+    def network_decl(self, item: Tree) -> None:
+        extent = self.span(item)
+        if extent is not None:
+            self.out.append(Definition("network", "network", Pos(self.file, extent[0], extent[1], extent[0],
+                                                                 extent[1] + 7), None, "", extent))
+        self.body(item.children[0], extent)
 
 
 def block_signature(text: str, block_decl: Tree) -> str:
