@@ -1,5 +1,5 @@
 """Spec files -> modules: read a .arch file (bounded), parse it, index its declarations, and follow its
-`use` declarations inside the spec's directory tree. Nothing here is evaluated yet (see lower.py)."""
+`use` declarations inside the spec's directory tree. Nothing here is evaluated yet (see lower/)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
