@@ -446,3 +446,13 @@ def bind_targets(targets_tree, value, scope):
         else:
             bind_targets(tok, v, scope)
 
+
+def argument_tree(args_tree, arg: int | str):
+    """The parse tree of a call's argument: the i-th positional one, or the keyword one named `arg`."""
+    if args_tree is None:
+        return None
+    positional = [a for a in args_tree.children if a is not None and not (isinstance(a, Tree) and a.data == "kwarg")]
+    if isinstance(arg, int):
+        return positional[arg] if arg < len(positional) else None
+    return next((a for a in args_tree.children if isinstance(a, Tree) and a.data == "kwarg"
+                 and a.children[0].value == arg), None)

@@ -9,6 +9,7 @@ import threading
 from functools import lru_cache
 
 from .vendor import lark_parser
+from .syntax import Spec, build
 from .errors import Diagnostic, Pos, SpecError
 from .vendor.lark_parser import (Lark, Token, Tree, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput,
                                UnexpectedToken)
@@ -129,12 +130,13 @@ def _describe(tok: Token) -> str:
     return f"'{tok.value}'"
 
 
-_TREES: dict[tuple[str, str], Tree] = {}
+_TREES: dict[tuple[str, str, int], Spec] = {}
 _TREE_CACHE_SIZE = 64
 
 
-def parse(text: str, file: str, max_nesting: int = _MAX_NESTING) -> Tree:
-    """Parse spec text; raise SpecError with file:line:col on a syntax error.
+def parse(text: str, file: str, max_nesting: int = _MAX_NESTING) -> Spec:
+    """Parse spec text into its typed syntax tree (syntax.py); raise SpecError with file:line:col on a
+    syntax error.
 
     Trees are cached by (text, file): loading the same spec at another variant or parameter set,
     as analyze/diff/check do, parses it once. Trees are never mutated after parsing."""
@@ -144,7 +146,7 @@ def parse(text: str, file: str, max_nesting: int = _MAX_NESTING) -> Tree:
         return tree
     _STATE.text, _STATE.max_nesting = text, max_nesting
     try:
-        tree = _parser().parse(text)
+        tree = build(_parser().parse(text))
     except _Misplaced as exc:
         pos = pos_of(exc.tok, file)
         if exc.width:

@@ -201,7 +201,7 @@ def _inits(low: Lowerer, module: SpecModule, frame: Frame) -> dict[str, str]:
     """The `init` declarations: op name -> scheme, checked against what the op table knows."""
     init: dict[str, str] = {}
     for item in module.inits:
-        tok, expr = item.children
+        tok, expr = item.op, item.scheme
         try:
             if tok.value not in op_table.REGISTRY:
                 raise EvalError(f"init for an unknown op '{tok}'", tok, did_you_mean(tok.value, op_table.REGISTRY))

@@ -3,6 +3,7 @@ paths join into one add, cat or mul node."""
 from __future__ import annotations
 
 from .. import ops as op_table
+from .. import syntax
 from ..errors import Pos, did_you_mean
 from ..expressions import EvalError
 from ..ir import Scope
@@ -29,7 +30,7 @@ class Merges:
         if label is None:
             self.claim(path, pos, stmt)
         self.scopes.append(Scope(name=path, span=self.span(pos)))
-        return self.run_body(stmt.children[0], frame, Cursor(path), cur)
+        return self.run_body(stmt.body, frame, Cursor(path), cur)
 
     def splice(self, cursor: Cursor, label: str | None, pos: Pos) -> Cursor:
         if label is None:
@@ -38,24 +39,24 @@ class Merges:
         return Cursor(label)
 
     def s_residual_stmt(self, stmt, frame, cursor, cur, label):
-        cond, body, shortcut = stmt.children
+        cond, body, shortcut = stmt.cond, stmt.body, stmt.shortcut
         pos = self.pos(stmt, frame)
         inner = self.splice(cursor, label, pos)
-        if cond is not None and not self.truth(cond.children[0], frame):
+        if cond is not None and not self.truth(cond, frame):
             return self.run_body(body, frame, inner, cur)
         x = cur
         y = self.run_body(body, frame, inner, x)
         s = x
         if shortcut is not None:
-            scond, sbody = shortcut.children
-            if scond is None or self.truth(scond.children[0], frame):
+            scond, sbody = shortcut.cond, shortcut.body
+            if scond is None or self.truth(scond, frame):
                 s = self.run_body(sbody, frame, inner, x)
         return self.merge("add", [y, s], inner, pos, stmt)
 
     def s_dense_stmt(self, stmt, frame, cursor, cur, label):
         pos = self.pos(stmt, frame)
         inner = self.splice(cursor, label, pos)
-        y = self.run_body(stmt.children[0], frame, inner, cur)
+        y = self.run_body(stmt.body, frame, inner, cur)
         return self.merge("cat", [cur, y], inner, pos, stmt)
 
     def s_gate_stmt(self, stmt, frame, cursor, cur, label):
@@ -65,19 +66,19 @@ class Merges:
             self.claim(path, pos, stmt)
         self.scopes.append(Scope(name=path, span=self.span(pos)))
         inner = Cursor(path)
-        y = self.run_body(stmt.children[0], frame, inner, cur)
+        y = self.run_body(stmt.body, frame, inner, cur)
         return self.merge("mul", [cur, y], inner, pos, stmt)
 
     def s_branch_stmt(self, stmt, frame, cursor, cur, label):
-        how, body = stmt.children
+        how, body = stmt.how, stmt.body
         if how.value not in ("concat", "add"):
             raise EvalError(f"branches are joined by 'concat' or 'add', not '{how}'", how,
                             did_you_mean(how.value, ["concat", "add"]))
         pos = self.pos(stmt, frame)
         inner = self.splice(cursor, label, pos)
         outs = []
-        for s in body.children:
-            if s.data in ("assign", "budget_stmt", "save_stmt", "order_stmt"):
+        for s in body.stmts:
+            if isinstance(s, (syntax.Assign, syntax.Budget, syntax.Save, syntax.Order)):
                 self.run_stmt(s, frame, inner, cur, None)
             else:
                 outs.append(self.run_stmt(s, frame, inner, cur, None))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from .. import ops as op_table
 from ..errors import Pos, did_you_mean
-from ..expressions import EvalError, Poisoned, WorkLimit, bind_targets
+from ..expressions import EvalError, Poisoned, WorkLimit, argument_tree, bind_targets
 from ..ir import Budget, Output, Scope
 from ..modules import SpecModule
 from ..names import LABEL, label_problem
-from ..parser import RESERVED as KEYWORDS, Token, Tree
+from ..parser import RESERVED as KEYWORDS
+from .. import syntax
 from ..values import BlockValue, OpValue, Tensor, a_type, type_name
 from .frames import POISON, Abort, Cursor, Frame, Globals, TooDeep
 from .layers import at_arg
@@ -17,18 +18,18 @@ BUDGET_METRICS = ("params", "macs", "flops", "memory", "buffers")
 
 
 class Statements:
-    def run_body(self, body: Tree, frame: Frame, cursor: Cursor, cur: Tensor) -> Tensor:
-        for stmt in body.children:
+    def run_body(self, body: syntax.Body, frame: Frame, cursor: Cursor, cur: Tensor) -> Tensor:
+        for stmt in body.stmts:
             cur = self.run_stmt(stmt, frame, cursor, cur, None)
         return cur
 
-    def run_stmt(self, stmt: Tree, frame: Frame, cursor: Cursor, cur: Tensor, label: str | None) -> Tensor:
+    def run_stmt(self, stmt, frame: Frame, cursor: Cursor, cur: Tensor, label: str | None) -> Tensor:
         try:
             self.ev.step(stmt)
             if len(self.scopes) >= self.limits.max_nodes:  # block calls and groups add scopes, not nodes
                 raise WorkLimit(f"the network has more than {self.limits.max_nodes} scopes (block calls and groups)",
                                 stmt, "lower the repeat counts, or raise Limits.max_nodes")
-            return getattr(self, "s_" + stmt.data)(stmt, frame, cursor, cur, label)
+            return getattr(self, "s_" + stmt.rule)(stmt, frame, cursor, cur, label)
         except EvalError as exc:
             self.error(str(exc), exc.where if exc.where is not None else stmt, exc.hint, frame.module.file)
             if isinstance(exc, WorkLimit):
@@ -40,26 +41,24 @@ class Statements:
             raise TooDeep(self.pos(stmt, frame)) from None
 
     def s_labeled(self, stmt, frame, cursor, cur, label):
-        label_tree, inner = stmt.children
+        label_tree, inner = stmt.label, stmt.stmt
         if label is not None:
             raise EvalError("a statement has one label", label_tree)
         text = self.label_text(label_tree, frame)
-        if inner.data in ("assign", "save_stmt", "output_stmt", "budget_stmt", "order_stmt", "labeled"):
+        if isinstance(inner, (syntax.Assign, syntax.Save, syntax.Output, syntax.Budget, syntax.Order, syntax.Labeled)):
             raise EvalError("a label names a layer, a block call or a group", label_tree,
                             f"remove '{text}:' or put it before a layer")
         path = cursor.join(text)
         self.claim(path, self.pos(label_tree, frame), label_tree)
         return self.run_stmt(inner, frame, cursor, cur, path)
 
-    def label_text(self, tree: Tree, frame: Frame) -> str:
+    def label_text(self, tree: syntax.Label, frame: Frame) -> str:
         parts = []
-        for c in tree.children:
-            if isinstance(c, Token):
+        for c in tree.parts:
+            if not isinstance(c, syntax.LabelExpr):  # a token of the label's text
                 parts.append(c.value)
-            elif c.data == "label_text":
-                parts.append(c.children[0].value)
             else:
-                v = self.eval(c.children[0], frame)
+                v = self.eval(c.expr, frame)
                 if isinstance(v, bool) or not isinstance(v, (int, str)):
                     raise EvalError(f"a label can hold an integer or a string, got {type_name(v)}", c)
                 if isinstance(v, str) and len(v) > self.limits.max_label_chars:
@@ -79,7 +78,7 @@ class Statements:
         return text
 
     def s_assign(self, stmt, frame, cursor, cur, label):
-        name, expr = stmt.children
+        name, expr = stmt.name, stmt.value
         if name.value in KEYWORDS:
             raise EvalError(f"'{name}' is a keyword", name)
         try:
@@ -91,7 +90,7 @@ class Statements:
         return cur
 
     def s_call_stmt(self, stmt, frame, cursor, cur, label):
-        name_tok, args_tree, parts = stmt.children
+        name_tok, args_tree, parts = stmt.name, stmt.args, stmt.parts
         try:
             target = frame.lookup(name_tok)
         except EvalError as exc:  # a call names a layer: suggest ops and blocks, not variables and builtins
@@ -116,7 +115,7 @@ class Statements:
                 return self.call_block(target, args, kwargs, cur, path, pos, stmt)
             except EvalError as exc:  # an error about one argument points at that argument
                 if exc.where is stmt and getattr(exc, "arg", None) is not None:
-                    exc.where = _arg_tree(args_tree, exc.arg) or stmt
+                    exc.where = argument_tree(args_tree, exc.arg) or stmt
                 raise
         if name_tok.value in op_table.REGISTRY or name_tok.value in frame.module.blocks:
             kind = "op" if name_tok.value in op_table.REGISTRY else "block"
@@ -144,9 +143,9 @@ class Statements:
                             "save the result instead: 'save NAME'")
         if "index" in kwargs:
             raise EvalError(f"{op.name}() as ... makes every part: drop index =", where)
-        names = [t.value for t in parts.children]
+        names = [t.value for t in parts.names]
         if cur.shape is None:  # after an error: bind the names, report nothing more
-            for tok in parts.children:
+            for tok in parts.names:
                 frame.set(tok.value, Tensor(f"{path}.{tok.value}", None, pos))
             return cur
         try:
@@ -156,7 +155,7 @@ class Statements:
         if count is not None and count != len(names):
             raise EvalError(f"{op.name}() makes {count} tensors, {len(names)} names are given", parts,
                             f"name every part: as {', '.join(f'x{i}' for i in range(count))}" if count <= 8 else None)
-        for i, tok in enumerate(parts.children):
+        for i, tok in enumerate(parts.names):
             name = f"{path}.{tok.value}"
             self.claim(name, self.pos(tok, frame), tok)
             frame.set(tok.value, self.apply_op(op.name, args, {**kwargs, "index": i}, cur, name, pos, where))
@@ -206,7 +205,7 @@ class Statements:
         return self.other_globals[mod.path]
 
     def s_repeat_stmt(self, stmt, frame, cursor, cur, label):
-        count_tree, var, body = stmt.children
+        count_tree, var, body = stmt.count, stmt.var, stmt.body
         n = self.eval(count_tree, frame)
         if isinstance(n, bool) or not isinstance(n, int):
             raise EvalError(f"a repeat count must be an integer, got {type_name(n)} {n!r}", count_tree,
@@ -224,7 +223,7 @@ class Statements:
         return cur
 
     def s_for_stmt(self, stmt, frame, cursor, cur, label):
-        targets, iterable, body = stmt.children
+        targets, iterable, body = stmt.targets, stmt.iterable, stmt.body
         items = self.eval(iterable, frame)
         if not isinstance(items, (list, tuple)):
             raise EvalError(f"cannot loop over {a_type(items)}", iterable, "loop over a list or range(n)")
@@ -235,13 +234,13 @@ class Statements:
         return cur
 
     def s_if_stmt(self, stmt, frame, cursor, cur, label):
-        cond, then, other = stmt.children
+        cond, then, other = stmt.cond, stmt.then, stmt.other
         inner = self.splice(cursor, label, self.pos(stmt, frame))
         if self.truth(cond, frame):
             return self.run_body(then, frame, inner, cur)
         if other is None:
             return cur
-        if other.data == "if_stmt":
+        if isinstance(other, syntax.If):
             return self.run_stmt(other, frame, inner, cur, None)
         return self.run_body(other, frame, inner, cur)
 
@@ -252,11 +251,11 @@ class Statements:
         return bool(v)
 
     def s_save_stmt(self, stmt, frame, cursor, cur, label):
-        frame.set(stmt.children[0].value, cur)
+        frame.set(stmt.name.value, cur)
         return cur
 
     def s_from_stmt(self, stmt, frame, cursor, cur, label):
-        name, body = stmt.children
+        name, body = stmt.name, stmt.body
         start = frame.lookup(name)
         if not isinstance(start, Tensor):
             raise EvalError(f"'{name}' is {a_type(start)}, not a saved tensor", name, f"save it first: 'save {name}'")
@@ -264,7 +263,7 @@ class Statements:
         return self.run_body(body, frame, inner, start)
 
     def s_output_stmt(self, stmt, frame, cursor, cur, label):
-        training, *names = stmt.children
+        training, names = stmt.training, stmt.names
         if training is None and any(o.training for o in self.outputs):
             raise EvalError("inference outputs come before training outputs", stmt,
                             "declare 'output training ...' last: training mode returns them after the others")
@@ -280,7 +279,7 @@ class Statements:
     def s_order_stmt(self, stmt, frame, cursor, cur, label):
         """`order norm1, attn`: the scope's children are registered in this order (torch's state_dict order),
         whatever order the data flows through them (torchvision's post-norm blocks register the norm first)."""
-        names = tuple(tok.value for tok in stmt.children)
+        names = tuple(tok.value for tok in stmt.names)
         if len(set(names)) != len(names):
             raise EvalError("order names a child twice", stmt)
         if cursor.path in self.orders:
@@ -294,7 +293,7 @@ class Statements:
         return cur
 
     def budget(self, stmt, frame, scope: str) -> Budget:
-        metric, comp, expr = stmt.children
+        metric, comp, expr = stmt.metric, stmt.comp, stmt.limit
         if metric.value not in BUDGET_METRICS:
             raise EvalError(f"unknown budget metric '{metric}'", metric,
                             did_you_mean(metric.value, BUDGET_METRICS) or f"one of {', '.join(BUDGET_METRICS)}")
@@ -303,13 +302,3 @@ class Statements:
             raise EvalError(f"a budget limit must be a number, got {type_name(limit)}", expr)
         return Budget(metric=metric.value, op=comp.value, limit=limit, scope=scope, span=self.span(self.pos(stmt, frame)))
 
-
-def _arg_tree(args_tree, arg: int | str):
-    """The parse tree of a call's argument: the i-th positional one, or the keyword one named `arg`."""
-    if args_tree is None:
-        return None
-    positional = [a for a in args_tree.children if a is not None and not (isinstance(a, Tree) and a.data == "kwarg")]
-    if isinstance(arg, int):
-        return positional[arg] if arg < len(positional) else None
-    return next((a for a in args_tree.children if isinstance(a, Tree) and a.data == "kwarg"
-                 and a.children[0].value == arg), None)
