@@ -259,87 +259,64 @@ class Spec:
 # ---------------------------------------------------------------- from the Lark parse
 
 def build(tree: Tree) -> Spec:
-    """The typed tree of a parse (the `start` tree)."""
-    return Spec(tuple(_DECLS[item.data](item) for item in tree.children))
-
-
-def _body(t: Tree) -> Body:
-    return Body(t.meta, tuple(_stmt(s) for s in t.children))
-
-
-def _stmt(t: Tree):
-    return _STMTS[t.data](t)
-
-
-def _label(t: Tree) -> Label:
-    parts = []
-    for c in t.children:
-        if isinstance(c, Token):
-            parts.append(c)
-        elif c.data == "label_text":
-            parts.append(c.children[0])
+    """The typed tree of a parse (the `start` tree). Built bottom-up with a stack, not by recursion: an
+    else-if chain or a nesting the limits allow may run deeper than Python's stack, and the lowering, not
+    the parse, reports that (at the statement where it happens)."""
+    made: dict[int, Any] = {}
+    stack = [(tree, False)]
+    while stack:
+        t, ready = stack.pop()
+        if ready:
+            kids = [made.pop(id(c)) if isinstance(c, Tree) and c.data in _MAKE else c for c in t.children]
+            made[id(t)] = _MAKE[t.data](t, kids)
         else:
-            parts.append(LabelExpr(c.meta, c.children[0]))
-    return Label(t.meta, tuple(parts))
+            stack.append((t, True))
+            stack.extend((c, False) for c in t.children if isinstance(c, Tree) and c.data in _MAKE)
+    return made[id(tree)]
 
 
-def _call(t: Tree) -> Call:
-    name, args, parts = t.children
-    return Call(t.meta, name, args, Parts(parts.meta, tuple(parts.children)) if parts is not None else None)
-
-
-def _if(t: Tree) -> If:
-    cond, then, other = t.children
-    if other is not None:
-        other = _if(other) if other.data == "if_stmt" else _body(other)
-    return If(t.meta, cond, _body(then), other)
-
-
-def _residual(t: Tree) -> Residual:
-    cond, body, shortcut = t.children
-    if shortcut is not None:
-        scond, sbody = shortcut.children
-        shortcut = Shortcut(shortcut.meta, scond.children[0] if scond is not None else None, _body(sbody))
-    return Residual(t.meta, cond.children[0] if cond is not None else None, _body(body), shortcut)
-
-
-def _block(t: Tree) -> BlockDecl:
-    name, params, body = t.children
+def _block(t: Tree, kids: list) -> BlockDecl:
+    name, params, body = kids  # params: the Lark `params` tree (a flat list of `param`), or None
     plist = tuple(BlockParam(p.meta, *p.children) for p in (params.children if params is not None else ())
                   if p is not None)
-    return BlockDecl(t.meta, name, plist, params.meta if params is not None else None, _body(body))
+    return BlockDecl(t.meta, name, plist, params.meta if params is not None else None, body)
 
 
-_STMTS = {
-    "labeled": lambda t: Labeled(t.meta, _label(t.children[0]), _stmt(t.children[1])),
-    "assign": lambda t: Assign(t.meta, *t.children),
-    "call_stmt": _call,
-    "repeat_stmt": lambda t: Repeat(t.meta, t.children[0], t.children[1], _body(t.children[2])),
-    "for_stmt": lambda t: For(t.meta, t.children[0], t.children[1], _body(t.children[2])),
-    "if_stmt": _if,
-    "residual_stmt": _residual,
-    "dense_stmt": lambda t: Dense(t.meta, _body(t.children[0])),
-    "gate_stmt": lambda t: Gate(t.meta, _body(t.children[0])),
-    "branch_stmt": lambda t: Branch(t.meta, t.children[0], _body(t.children[1])),
-    "group_stmt": lambda t: Group(t.meta, _body(t.children[0])),
-    "save_stmt": lambda t: Save(t.meta, t.children[0]),
-    "from_stmt": lambda t: From(t.meta, t.children[0], _body(t.children[1])),
-    "output_stmt": lambda t: Output(t.meta, t.children[0], tuple(t.children[1:])),
-    "order_stmt": lambda t: Order(t.meta, tuple(t.children)),
-    "budget_stmt": lambda t: Budget(t.meta, *t.children),
-}
-
-_DECLS = {
-    "arch_decl": lambda t: ArchDecl(t.meta, t.children[0]),
-    "param_decl": lambda t: ParamDecl(t.meta, *t.children),
-    "input_decl": lambda t: InputDecl(t.meta, *t.children),
-    "variant_decl": lambda t: VariantDecl(t.meta, t.children[0], tuple(Assign(a.meta, *a.children)
-                                                                       for a in t.children[1:])),
+# Each statement-level rule -> its node, from the Lark tree and its children already made (expressions,
+# argument lists and loop targets are no rule here: they stay Lark trees).
+_MAKE = {
+    "start": lambda t, k: Spec(tuple(k)),
+    "body": lambda t, k: Body(t.meta, tuple(k)),
+    "labeled": lambda t, k: Labeled(t.meta, *k),
+    "label": lambda t, k: Label(t.meta, tuple(k)),
+    "label_text": lambda t, k: k[0],
+    "label_expr": lambda t, k: LabelExpr(t.meta, k[0]),
+    "assign": lambda t, k: Assign(t.meta, *k),
+    "call_stmt": lambda t, k: Call(t.meta, *k),
+    "parts": lambda t, k: Parts(t.meta, tuple(k)),
+    "repeat_stmt": lambda t, k: Repeat(t.meta, *k),
+    "for_stmt": lambda t, k: For(t.meta, *k),
+    "if_stmt": lambda t, k: If(t.meta, *k),
+    "cond": lambda t, k: k[0],
+    "residual_stmt": lambda t, k: Residual(t.meta, *k),
+    "shortcut": lambda t, k: Shortcut(t.meta, *k),
+    "dense_stmt": lambda t, k: Dense(t.meta, *k),
+    "gate_stmt": lambda t, k: Gate(t.meta, *k),
+    "branch_stmt": lambda t, k: Branch(t.meta, *k),
+    "group_stmt": lambda t, k: Group(t.meta, *k),
+    "save_stmt": lambda t, k: Save(t.meta, *k),
+    "from_stmt": lambda t, k: From(t.meta, *k),
+    "output_stmt": lambda t, k: Output(t.meta, k[0], tuple(k[1:])),
+    "order_stmt": lambda t, k: Order(t.meta, tuple(k)),
+    "budget_stmt": lambda t, k: Budget(t.meta, *k),
+    "arch_decl": lambda t, k: ArchDecl(t.meta, *k),
+    "param_decl": lambda t, k: ParamDecl(t.meta, *k),
+    "input_decl": lambda t, k: InputDecl(t.meta, *k),
+    "variant_decl": lambda t, k: VariantDecl(t.meta, k[0], tuple(k[1:])),
     "block_decl": _block,
-    "network_decl": lambda t: NetworkDecl(t.meta, _body(t.children[0])),
-    "use_decl": lambda t: UseDecl(t.meta, t.children[0]),
-    "init_decl": lambda t: InitDecl(t.meta, *t.children),
-    "budget_stmt": _STMTS["budget_stmt"],
+    "network_decl": lambda t, k: NetworkDecl(t.meta, *k),
+    "use_decl": lambda t, k: UseDecl(t.meta, *k),
+    "init_decl": lambda t, k: InitDecl(t.meta, *k),
 }
 
 
