@@ -1,11 +1,12 @@
-"""The typed syntax tree: a spec's declarations and statements as small frozen nodes, made once from the
-parse (parser.parse builds and caches them), so that the lowering, the formatter and the language server
-read named fields instead of unpacking Lark trees by position. Only this module knows the Lark layout.
+"""The typed syntax tree: a spec's declarations, statements and expressions as small frozen nodes, made
+once from the parse (parser.parse builds and caches them), so that the lowering, the evaluator, the
+formatter's check and the language server read named fields instead of unpacking Lark trees by position.
+Only this module knows the Lark layout.
 
 Each node carries `meta`, the Lark position of the whole construct (line, column, end, offsets), which
 `parser.pos_of` reads as it does a tree's; it takes no part in equality, so two parses of one program
-compare equal wherever their text sits. Expressions stay the Lark trees the evaluator reads
-(expressions.py), as do a call's argument list and a loop's targets."""
+compare equal wherever their text sits. An expression node's `rule` names the evaluator's method for it
+(expressions.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,11 +14,140 @@ from typing import Any, ClassVar
 
 from .vendor.lark_parser import Meta, Token, Tree
 
-Expr = Any  # an expression: a Lark tree (or a token) that expressions.ExprEvaluator evaluates
+Expr = Any  # an expression node (below), which expressions.ExprEvaluator evaluates
 
 
 def _meta() -> Any:
     return field(compare=False, repr=False)
+
+
+# ---------------------------------------------------------------- expressions
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    """A number, a string (quotes included in the token), true or false (no token)."""
+    meta: Meta = _meta()
+    rule: str = "number"
+    token: Token | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Var:
+    rule: ClassVar[str] = "var"
+    meta: Meta = _meta()
+    name: Token = None
+
+
+@dataclass(frozen=True, slots=True)
+class InputRef:
+    """`in`: the incoming tensor."""
+    rule: ClassVar[str] = "input_ref"
+    meta: Meta = _meta()
+
+
+@dataclass(frozen=True, slots=True)
+class Sequence:
+    """A list `[a, b]` or a tuple `(a, b)`, by its rule."""
+    meta: Meta = _meta()
+    rule: str = "list"
+    items: tuple = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """What a loop binds: names, and nested (a, b) groups."""
+    meta: Meta = _meta()
+    items: tuple = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ListComp:
+    rule: ClassVar[str] = "listcomp"
+    meta: Meta = _meta()
+    expr: Expr = None
+    targets: Targets = None
+    iterable: Expr = None
+    cond: Expr | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attr:
+    rule: ClassVar[str] = "attr"
+    meta: Meta = _meta()
+    base: Expr = None
+    name: Token = None
+
+
+@dataclass(frozen=True, slots=True)
+class Slice:
+    meta: Meta = _meta()
+    lo: Expr | None = None
+    hi: Expr | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    rule: ClassVar[str] = "index"
+    meta: Meta = _meta()
+    base: Expr = None
+    sub: Expr = None   # an expression, or a Slice
+
+
+@dataclass(frozen=True, slots=True)
+class Kwarg:
+    meta: Meta = _meta()
+    name: Token = None
+    value: Expr = None
+
+
+@dataclass(frozen=True, slots=True)
+class Args:
+    """A call's arguments, in order: expressions (positional) and Kwargs."""
+    meta: Meta = _meta()
+    items: tuple = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CallExpr:
+    rule: ClassVar[str] = "call"
+    meta: Meta = _meta()
+    fn: Expr = None
+    args: Args | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Binary:
+    """`a + b` ... `a ** b`, `a and b`, `a or b`: the rule names the operator (add, and_, ...)."""
+    meta: Meta = _meta()
+    rule: str = "add"
+    left: Expr = None
+    right: Expr = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unary:
+    """`-a`, `+a`, `not a`: rule neg, pos or not_."""
+    meta: Meta = _meta()
+    rule: str = "neg"
+    operand: Expr = None
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    rule: ClassVar[str] = "compare"
+    meta: Meta = _meta()
+    left: Expr = None
+    op: Token = None
+    right: Expr = None
+
+
+@dataclass(frozen=True, slots=True)
+class IfExp:
+    rule: ClassVar[str] = "ifexp"
+    meta: Meta = _meta()
+    then: Expr = None
+    cond: Expr = None
+    other: Expr = None
 
 
 # ---------------------------------------------------------------- statements
@@ -70,7 +200,7 @@ class Call:
     rule: ClassVar[str] = "call_stmt"
     meta: Meta = _meta()
     name: Token = None
-    args: Tree | None = None   # the Lark `args` tree the evaluator reads; None for `f()`
+    args: Args | None = None   # None for `f()`
     parts: Parts | None = None
 
 
@@ -87,7 +217,7 @@ class Repeat:
 class For:
     rule: ClassVar[str] = "for_stmt"
     meta: Meta = _meta()
-    targets: Tree = None       # the Lark `targets` tree (names and nested groups), as comprehensions have
+    targets: Targets = None
     iterable: Expr = None
     body: Body = None
 
@@ -276,15 +406,48 @@ def build(tree: Tree) -> Spec:
 
 
 def _block(t: Tree, kids: list) -> BlockDecl:
-    name, params, body = kids  # params: the Lark `params` tree (a flat list of `param`), or None
-    plist = tuple(BlockParam(p.meta, *p.children) for p in (params.children if params is not None else ())
-                  if p is not None)
-    return BlockDecl(t.meta, name, plist, params.meta if params is not None else None, body)
+    name, params, body = kids  # params: (its Meta, its BlockParams), or None
+    meta, plist = params if params is not None else (None, ())
+    return BlockDecl(t.meta, name, plist, meta, body)
 
 
-# Each statement-level rule -> its node, from the Lark tree and its children already made (expressions,
-# argument lists and loop targets are no rule here: they stay Lark trees).
+def _present(kids: list) -> tuple:
+    return tuple(k for k in kids if k is not None)  # [x] in the grammar leaves a None where x is absent
+
+
+def _binary(t: Tree, k: list) -> Binary:
+    return Binary(t.meta, t.data, *k)
+
+
+def _unary(t: Tree, k: list) -> Unary:
+    return Unary(t.meta, t.data, *k)
+
+
+def _literal(t: Tree, k: list) -> Literal:
+    return Literal(t.meta, t.data, k[0] if k else None)
+
+
+# Each rule -> its node, from the Lark tree and its children already made.
 _MAKE = {
+    **{rule: _literal for rule in ("number", "string", "true", "false")},
+    **{rule: _binary for rule in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and_", "or_")},
+    **{rule: _unary for rule in ("neg", "pos", "not_")},
+    "var": lambda t, k: Var(t.meta, *k),
+    "input_ref": lambda t, k: InputRef(t.meta),
+    "list": lambda t, k: Sequence(t.meta, "list", _present(k)),
+    "tuple": lambda t, k: Sequence(t.meta, "tuple", _present(k)),
+    "listcomp": lambda t, k: ListComp(t.meta, *k),
+    "targets": lambda t, k: Targets(t.meta, tuple(k)),
+    "attr": lambda t, k: Attr(t.meta, *k),
+    "index": lambda t, k: Index(t.meta, *k),
+    "slice": lambda t, k: Slice(t.meta, *k),
+    "call": lambda t, k: CallExpr(t.meta, *k),
+    "args": lambda t, k: Args(t.meta, _present(k)),
+    "kwarg": lambda t, k: Kwarg(t.meta, *k),
+    "compare": lambda t, k: Compare(t.meta, *k),
+    "ifexp": lambda t, k: IfExp(t.meta, *k),
+    "params": lambda t, k: (t.meta, _present(k)),
+    "param": lambda t, k: BlockParam(t.meta, *k),
     "start": lambda t, k: Spec(tuple(k)),
     "body": lambda t, k: Body(t.meta, tuple(k)),
     "labeled": lambda t, k: Labeled(t.meta, *k),
@@ -318,11 +481,6 @@ _MAKE = {
     "use_decl": lambda t, k: UseDecl(t.meta, *k),
     "init_decl": lambda t, k: InitDecl(t.meta, *k),
 }
-
-
-def loop_targets(targets: Tree) -> tuple:
-    """What a `for` binds at its top level: name tokens, and the trees of nested (a, b) groups."""
-    return tuple(targets.children)
 
 
 def statements(node):

@@ -53,6 +53,21 @@ def test_declarations_and_statements_are_typed_nodes_with_positions():
         "Labeled", "Call", "Repeat", "Labeled", "Call", "Residual", "Call", "Call", "Output"]
 
 
+def test_expressions_are_typed_nodes():
+    tree = parse("arch t\nparam p = f(1, k = [2, 3][0:1]) if not a.b else -x ** 2\n", "t.arch")
+    value = tree.items[1].value
+    assert isinstance(value, syntax.IfExp)
+    call = value.then
+    assert isinstance(call, syntax.CallExpr) and call.fn == syntax.Var(None, "f")
+    one, k = call.args.items
+    assert one.rule == "number" and one.token == "1"
+    assert isinstance(k, syntax.Kwarg) and k.name == "k" and isinstance(k.value.sub, syntax.Slice)
+    assert isinstance(value.cond, syntax.Unary) and value.cond.rule == "not_" and isinstance(value.cond.operand, syntax.Attr)
+    assert value.other.rule == "neg" and value.other.operand.rule == "pow"
+    p = pos_of(k.value, "t.arch")
+    assert (p.line, p.col, p.end_col) == (2, 20, 31)
+
+
 def test_equality_ignores_positions():
     moved = SPEC.replace("network {", "\n\nnetwork {").replace("    stem:", "        stem:")
     assert parse(moved, "t.arch") == parse(SPEC, "t.arch")
@@ -77,9 +92,10 @@ def test_keywords_are_the_grammars_quoted_words():
     assert lowering_keywords == RESERVED and formatter.KEYWORDS < KEYWORDS
 
 
-def test_only_syntax_reads_lark_children_of_statements():
-    """The lowering, the modules and the language server read named fields, not Lark children by position."""
+def test_only_syntax_reads_lark_children():
+    """The lowering, the evaluator, the modules and the language server read named fields, not Lark children
+    by position."""
     files = [*(ROOT / "archspec" / "lower").glob("*.py"), ROOT / "archspec" / "modules.py",
-             *(ROOT / "archspec" / "lsp").glob("*.py")]
+             ROOT / "archspec" / "expressions.py", *(ROOT / "archspec" / "lsp").glob("*.py")]
     for f in files:
         assert ".children" not in f.read_text(encoding="utf-8"), f

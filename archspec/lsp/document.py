@@ -300,7 +300,7 @@ class _Declarations:
             elif isinstance(node, syntax.Repeat) and node.var is not None:
                 self.add(node.var, "loop variable", within)
             elif isinstance(node, syntax.For):
-                for tok in syntax.loop_targets(node.targets):
+                for tok in node.targets.items:
                     self.add(tok, "loop variable", within)
 
     def param_decl(self, item: syntax.ParamDecl) -> None:
