@@ -8,7 +8,8 @@ import operator
 
 from .errors import Pos
 from .limits import Limits
-from .parser import Token, Tree, pos_of
+from .parser import Token, pos_of
+from .syntax import Kwarg, Slice
 from .values import Builtin, ShapeView, Tensor, a_type, type_name
 
 
@@ -106,9 +107,9 @@ class ExprEvaluator:
                             "split it into named parts")
         if isinstance(tree, Token):  # NAME tokens only reach here through `var`
             raise EvalError(f"unexpected {tree.value!r}", tree)
-        method = self._rules.get(tree.data)
+        method = self._rules.get(tree.rule)
         if method is None:
-            raise EvalError(f"'{tree.data}' is not an expression", tree)
+            raise EvalError(f"'{tree.rule}' is not an expression", tree)
         return method(tree, scope, depth + 1)
 
     def pos(self, item) -> Pos:
@@ -116,13 +117,13 @@ class ExprEvaluator:
 
     # ---- atoms ----
     def e_number(self, t, scope, d):
-        v = parse_number(t.children[0].value)
+        v = parse_number(t.token.value)
         if isinstance(v, float) and not math.isfinite(v):
             raise EvalError("number out of range", t)
         return self._check_int(v, t)
 
     def e_string(self, t, scope, d):
-        return t.children[0].value[1:-1]
+        return t.token.value[1:-1]
 
     def e_true(self, t, scope, d):
         return True
@@ -131,19 +132,19 @@ class ExprEvaluator:
         return False
 
     def e_var(self, t, scope, d):
-        return scope.lookup(t.children[0])
+        return scope.lookup(t.name)
 
     def e_input_ref(self, t, scope, d):
         return scope.input_view(t)
 
     def e_list(self, t, scope, d):
-        return [self.eval(c, scope, d) for c in t.children if c is not None]
+        return [self.eval(c, scope, d) for c in t.items]
 
     def e_tuple(self, t, scope, d):
-        return tuple(self.eval(c, scope, d) for c in t.children if c is not None)
+        return tuple(self.eval(c, scope, d) for c in t.items)
 
     def e_listcomp(self, t, scope, d):
-        expr, targets, iterable, cond = t.children
+        expr, targets, iterable, cond = t.expr, t.targets, t.iterable, t.cond
         out = []
         for item in self._iterate(self.eval(iterable, scope, d), iterable):
             self.step(t)
@@ -157,27 +158,27 @@ class ExprEvaluator:
 
     # ---- postfix ----
     def e_attr(self, t, scope, d):
-        base = self.eval(t.children[0], scope, d)
-        name = t.children[1].value
+        base = self.eval(t.base, scope, d)
+        name = t.name.value
         if isinstance(base, Tensor):  # a saved tensor reads like `in`: x.channels
             if base.shape is None:
-                raise _Poisoned()
+                raise Poisoned()
             base = ShapeView(base.shape)
         if isinstance(base, ShapeView):
             try:
                 return base.attr(name)
             except KeyError:
                 from .errors import did_you_mean
-                raise EvalError(f"a tensor of shape {list(base.shape)} has no '{name}'", t.children[1],
+                raise EvalError(f"a tensor of shape {list(base.shape)} has no '{name}'", t.name,
                                 did_you_mean(name, base.attr_names()) or "use channels, height, width or shape") from None
-        raise EvalError(f"{a_type(base)} has no attribute '{name}'", t.children[1],
+        raise EvalError(f"{a_type(base)} has no attribute '{name}'", t.name,
                         "only the incoming tensor has attributes: in.channels, in.height, in.width")
 
     def e_index(self, t, scope, d):
-        base = self.eval(t.children[0], scope, d)
-        sub = t.children[1]
-        if isinstance(sub, Tree) and sub.data == "slice":
-            lo, hi = (None if c is None else self.eval(c, scope, d) for c in sub.children)
+        base = self.eval(t.base, scope, d)
+        sub = t.sub
+        if isinstance(sub, Slice):
+            lo, hi = (None if c is None else self.eval(c, scope, d) for c in (sub.lo, sub.hi))
             for v in (lo, hi):
                 if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
                     raise EvalError(f"slice bounds must be integers, got {type_name(v)}", sub)
@@ -194,8 +195,8 @@ class ExprEvaluator:
         return base[idx]
 
     def e_call(self, t, scope, d):
-        fn = self.eval(t.children[0], scope, d)
-        args, kwargs = self.eval_args(t.children[1], scope, d)
+        fn = self.eval(t.fn, scope, d)
+        args, kwargs = self.eval_args(t.args, scope, d)
         if not isinstance(fn, Builtin):
             raise EvalError(f"{a_type(fn)} cannot be called inside an expression", t,
                             "layers and blocks are statements of their own line")
@@ -206,20 +207,18 @@ class ExprEvaluator:
                 exc.where = t
             raise
         except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
-            raise EvalError(f"{fn.name}(): {_plain(exc)}", t) from None
+            raise EvalError(f"{fn.name}(): {exc}", t) from None
 
     def eval_args(self, args_tree, scope, d=0):
         args, kwargs = [], {}
         if args_tree is None:
             return args, kwargs
-        for a in args_tree.children:
-            if a is None:
-                continue
-            if isinstance(a, Tree) and a.data == "kwarg":
-                key = a.children[0].value
+        for a in args_tree.items:
+            if isinstance(a, Kwarg):
+                key = a.name.value
                 if key in kwargs:
-                    raise EvalError(f"argument '{key}' given twice", a.children[0])
-                kwargs[key] = self.eval(a.children[1], scope, d)
+                    raise EvalError(f"argument '{key}' given twice", a.name)
+                kwargs[key] = self.eval(a.value, scope, d)
             else:
                 if kwargs:
                     raise EvalError("a positional argument follows a keyword argument", a)
@@ -228,8 +227,8 @@ class ExprEvaluator:
 
     # ---- operators ----
     def _binary(self, t, scope, d, fn, sym):
-        a = self.eval(t.children[0], scope, d)
-        b = self.eval(t.children[1], scope, d)
+        a = self.eval(t.left, scope, d)
+        b = self.eval(t.right, scope, d)
         if sym == "+" and isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
             return self._check_len(list(a) + list(b), t)
         if sym == "*" and (isinstance(a, (list, str)) or isinstance(b, (list, str))):
@@ -279,21 +278,21 @@ class ExprEvaluator:
         return self._binary(t, s, d, operator.pow, "**")
 
     def e_neg(self, t, s, d):
-        v = self.eval(t.children[0], s, d)
+        v = self.eval(t.operand, s, d)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise EvalError(f"cannot negate {a_type(v)}", t)
         return -v
 
     def e_pos(self, t, s, d):
-        v = self.eval(t.children[0], s, d)
+        v = self.eval(t.operand, s, d)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise EvalError(f"unary '+' needs a number, got {type_name(v)}", t)
         return v
 
     def e_compare(self, t, s, d):
-        a = self.eval(t.children[0], s, d)
-        b = self.eval(t.children[2], s, d)
-        op = t.children[1].value
+        a = self.eval(t.left, s, d)
+        b = self.eval(t.right, s, d)
+        op = t.op.value
         if op in ("==", "!="):
             eq = a == b and type_name(a) == type_name(b) or (
                 isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool)
@@ -306,16 +305,16 @@ class ExprEvaluator:
         return {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}[op](a, b)
 
     def e_not_(self, t, s, d):
-        return not self._truth(self.eval(t.children[0], s, d), t)
+        return not self._truth(self.eval(t.operand, s, d), t)
 
     def e_and_(self, t, s, d):
-        return self._truth(self.eval(t.children[0], s, d), t) and self._truth(self.eval(t.children[1], s, d), t)
+        return self._truth(self.eval(t.left, s, d), t) and self._truth(self.eval(t.right, s, d), t)
 
     def e_or_(self, t, s, d):
-        return self._truth(self.eval(t.children[0], s, d), t) or self._truth(self.eval(t.children[1], s, d), t)
+        return self._truth(self.eval(t.left, s, d), t) or self._truth(self.eval(t.right, s, d), t)
 
     def e_ifexp(self, t, s, d):
-        then, cond, other = t.children
+        then, cond, other = t.then, t.cond, t.other
         return self.eval(then, s, d) if self._truth(self.eval(cond, s, d), cond) else self.eval(other, s, d)
 
     # ---- helpers ----
@@ -423,13 +422,13 @@ class ExprEvaluator:
         return make_divisible(v, divisor, min_value)
 
 
-class _Poisoned(Exception):
+class Poisoned(Exception):
     """Raised when an expression reads the shape of a tensor whose shape is unknown after an earlier error."""
 
 
 def bind_targets(targets_tree, value, scope):
     """Bind loop variables: names, or nested (a, b) groups unpacked as in Python."""
-    names = targets_tree.children
+    names = targets_tree.items
     if len(names) == 1:
         if isinstance(names[0], Token):
             scope.set(names[0].value, value)
@@ -447,5 +446,11 @@ def bind_targets(targets_tree, value, scope):
             bind_targets(tok, v, scope)
 
 
-def _plain(exc: Exception) -> str:
-    return str(exc).replace("'", "'")
+def argument_tree(args_tree, arg: int | str):
+    """The parse tree of a call's argument: the i-th positional one, or the keyword one named `arg`."""
+    if args_tree is None:
+        return None
+    positional = [a for a in args_tree.items if not isinstance(a, Kwarg)]
+    if isinstance(arg, int):
+        return positional[arg] if arg < len(positional) else None
+    return next((a for a in args_tree.items if isinstance(a, Kwarg) and a.name.value == arg), None)

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import Diagnostic, Pos, SpecError
+from .parser import KEYWORDS as _GRAMMAR_KEYWORDS
 
 INDENT = 4
 
@@ -38,10 +39,9 @@ _TOKEN = re.compile(r"""
 """, re.X)
 
 # Names that act as operators or start a clause: spaced like operators, and an opening bracket after
-# them is a list or a parenthesised expression, not a call or an index.
-KEYWORDS = {"and", "or", "not", "if", "else", "in", "for", "as", "repeat", "residual", "shortcut", "dense",
-            "gate", "branch", "save", "from", "output", "budget", "use", "param", "input", "variant", "block",
-            "network", "arch", "init"}
+# them is a list or a parenthesised expression, not a call or an index. The constants are values, and
+# `order`/`training` are only keywords at a statement's start, where no bracket can follow.
+KEYWORDS = _GRAMMAR_KEYWORDS - {"true", "false", "order", "training"}
 BINARY = {"=", "+", "-", "*", "/", "//", "%", "**", "==", "!=", "<", ">", "<=", ">="}
 OPENERS = {"(": ")", "[": "]"}
 
@@ -112,7 +112,18 @@ def _mark_roles(lines: list[Line]) -> None:
             t.line = k
             if t.kind not in ("comment", "cont"):
                 toks.append(t)
-    # Match braces.
+    match = _match_braces(toks)
+    _mark_label_braces(toks, match)
+    for t in toks:
+        if t.text in "{}" and t.kind == "op" and not t.role:
+            t.role = "body"
+    _mark_slices_and_unary(toks)
+    _mark_dashed_labels(toks, match)
+    _mark_continuations(lines)
+
+
+def _match_braces(toks: list[Tok]) -> dict[int, int]:
+    """The index of each `{`'s closing `}`."""
     match: dict[int, int] = {}
     stack: list[int] = []
     for i, t in enumerate(toks):
@@ -120,8 +131,12 @@ def _mark_roles(lines: list[Line]) -> None:
             stack.append(i)
         elif t.text == "}" and t.kind == "op" and stack:
             match[stack.pop()] = i
-    # A label brace follows a name (or another label brace) and its group is followed by more label parts
-    # and then ':'.  `repeat n {` is followed by a line end instead.
+    return match
+
+
+def _mark_label_braces(toks: list[Tok], match: dict[int, int]) -> None:
+    """A label brace follows a name (or another label brace) and its group is followed by more label parts
+    and then ':'.  `repeat n {` is followed by a line end instead."""
     for i, t in enumerate(toks):
         if t.text != "{" or t.kind != "op" or i not in match:
             continue
@@ -145,10 +160,10 @@ def _mark_roles(lines: list[Line]) -> None:
         if is_label:
             t.role = "label"
             toks[match[i]].role = "label_close"
-    for t in toks:
-        if t.text in "{}" and t.kind == "op" and not t.role:
-            t.role = "body"
-    # Colons inside [ ] are slices; +/- after an operator or at an expression's start are unary.
+
+
+def _mark_slices_and_unary(toks: list[Tok]) -> None:
+    """Colons inside [ ] are slices; +/- after an operator or at an expression's start are unary."""
     brackets: list[str] = []
     prev = None
     for t in toks:
@@ -163,8 +178,10 @@ def _mark_roles(lines: list[Line]) -> None:
                                           and prev.text != "in"):
                 t.role = "unary"
         prev = t
-    _mark_dashed_labels(toks, match)
-    # A line is a continuation when it starts inside ( ) or [ ] or follows a backslash.
+
+
+def _mark_continuations(lines: list[Line]) -> None:
+    """A line is a continuation when it starts inside ( ) or [ ] or follows a backslash."""
     depth = 0
     after_backslash = False
     for ln in lines:
@@ -342,32 +359,10 @@ def _format(text: str, file: str, align: bool = True) -> str:
                 limit = 0
             out.extend([""] * min(blank_run, limit))
         blank_run = 0
-        # The line itself.
-        parts = [" " * new_indent]
-        col = new_indent
-        prev = None
         above, below = columns[k - 1] if k else none, columns[k + 1] if k + 1 < len(lines) else none
         near = (above[0] | below[0], above[1] | below[1]) if align else none
-        for t in ln.toks:
-            if prev is not None:
-                n = _space(prev, t)
-                if n >= 1 and t.gap > n and _keeps_run(prev, t, near):
-                    n = t.gap
-                parts.append(" " * n)
-                col += n
-            parts.append(t.text)
-            col += len(t.text)
-            if t.kind == "op":
-                if t.text in OPENERS:
-                    open_brackets.append((t.col + 1, col))
-                elif t.text in (")", "]") and open_brackets:
-                    open_brackets.pop()
-                elif t.text == "{" and t.role == "body":
-                    depth += 1
-                elif t.text == "}" and t.role == "body":
-                    depth = max(0, depth - 1)
-            prev = t
-        out.append("".join(parts).rstrip())
+        text_, depth = _render_line(ln, new_indent, near, open_brackets, depth)
+        out.append(text_)
         last = [t for t in ln.toks if t.kind != "comment"]
         prev_opened_body = bool(last) and last[-1].text == "{" and last[-1].role == "body"
     while out and not out[-1].strip():
@@ -375,17 +370,29 @@ def _format(text: str, file: str, align: bool = True) -> str:
     return "\n".join(out) + "\n" if out else ""
 
 
-def format_file(path, check: bool = False) -> bool:
-    """Format a spec file in place (unless check); return whether it changed (or would change)."""
-    from pathlib import Path
-
-    from .limits import DEFAULT_LIMITS
-    from .loader import read_text_bounded
-    p = Path(path)
-    text = read_text_bounded(p, DEFAULT_LIMITS.max_file_bytes, "spec file")
-    new = format_text(text, str(path))
-    if new == text:
-        return False
-    if not check:
-        p.write_text(new, encoding="utf-8")
-    return True
+def _render_line(ln: Line, indent: int, near: tuple[set[int], set[int]], open_brackets: list[tuple[int, int]],
+                 depth: int) -> tuple[str, int]:
+    """One line's new text, and the body depth after it; `open_brackets` is updated in place."""
+    parts = [" " * indent]
+    col = indent
+    prev = None
+    for t in ln.toks:
+        if prev is not None:
+            n = _space(prev, t)
+            if n >= 1 and t.gap > n and _keeps_run(prev, t, near):
+                n = t.gap
+            parts.append(" " * n)
+            col += n
+        parts.append(t.text)
+        col += len(t.text)
+        if t.kind == "op":
+            if t.text in OPENERS:
+                open_brackets.append((t.col + 1, col))
+            elif t.text in (")", "]") and open_brackets:
+                open_brackets.pop()
+            elif t.text == "{" and t.role == "body":
+                depth += 1
+            elif t.text == "}" and t.role == "body":
+                depth = max(0, depth - 1)
+        prev = t
+    return "".join(parts).rstrip(), depth

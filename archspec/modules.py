@@ -1,5 +1,5 @@
 """Spec files -> modules: read a .arch file (bounded), parse it, index its declarations, and follow its
-`use` declarations inside the spec's directory tree. Nothing here is evaluated yet (see lower.py)."""
+`use` declarations inside the spec's directory tree. Nothing here is evaluated yet (see lower/)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,9 +8,10 @@ from typing import Any
 
 
 from . import ops as op_table
+from . import syntax
 from .errors import Diagnostic, Pos, SpecError, remember_source
 from .limits import Limits
-from .parser import Token, Tree, parse, pos_of
+from .parser import Token, parse, pos_of
 from .values import BlockValue
 
 @dataclass
@@ -25,10 +26,10 @@ class SpecModule:
     variants: dict[str, tuple[list[tuple[Token, Any]], Pos]] = field(default_factory=dict)
     blocks: dict[str, BlockValue] = field(default_factory=dict)
     inputs: list[tuple[Token, Any]] = field(default_factory=list)
-    network: Any = None
+    network: syntax.Body | None = None
     network_pos: Pos | None = None
-    budgets: list[Tree] = field(default_factory=list)
-    inits: list[Tree] = field(default_factory=list)
+    budgets: list[syntax.Budget] = field(default_factory=list)
+    inits: list[syntax.InitDecl] = field(default_factory=list)
 
 
 def display_name(path: Path) -> str:
@@ -79,12 +80,12 @@ def read_module(path: Path, root: Path, limits: Limits, errors: list[Diagnostic]
         errors.extend(exc.diagnostics)
         return None
     mod = SpecModule(path=path, file=file, text=text)
-    for item in tree.children:
+    for item in tree.items:
         _index_item(mod, item, errors)
         if len(errors) >= limits.max_errors:  # 21,000 duplicate declarations are not 21,000 reports
             return None
-    for item in tree.children:
-        if item.data == "use_decl":
+    for item in tree.items:
+        if isinstance(item, syntax.UseDecl):
             _resolve_use(mod, item, root, limits, errors, stack + (key,), done)
     done[key] = mod
     return mod
@@ -97,57 +98,59 @@ def _byte_pos(data: bytes, offset: int, file: str) -> Pos:
     return Pos(file, data.count(b"\n", 0, offset) + 1, col)
 
 
-def _index_item(mod: SpecModule, item: Tree, errors: list[Diagnostic]) -> None:
+def _index_item(mod: SpecModule, item, errors: list[Diagnostic]) -> None:
     p = lambda x: pos_of(x, mod.file)  # noqa: E731
-    kind = item.data
-    if kind == "arch_decl":
-        mod.arch = item.children[0].value
-    elif kind == "param_decl":
-        name, expr = item.children
+    if isinstance(item, syntax.ArchDecl):
+        mod.arch = item.name.value
+    elif isinstance(item, syntax.ParamDecl):
+        name = item.name
         if name.value in mod.params:
             errors.append(Diagnostic(f"parameter '{name}' declared twice", p(name),
                                      f"first declared at {mod.params[name.value][1]}"))
-        mod.params[name.value] = (expr, p(name))
-    elif kind == "input_decl":
-        mod.inputs.append((item.children[0], item.children[1]))
-    elif kind == "variant_decl":
-        name, *assigns = item.children
+        mod.params[name.value] = (item.value, p(name))
+    elif isinstance(item, syntax.InputDecl):
+        mod.inputs.append((item.name, item.shape))
+    elif isinstance(item, syntax.VariantDecl):
+        name = item.name
         if name.value in mod.variants:
             errors.append(Diagnostic(f"variant '{name}' declared twice", p(name)))
-        mod.variants[name.value] = ([(a.children[0], a.children[1]) for a in assigns], p(name))
-    elif kind == "block_decl":
-        name, params_tree, body = item.children
-        params = []
-        seen_default = False
-        for prm in (params_tree.children if params_tree is not None else []):
-            if prm is None:
-                continue
-            pname, default = prm.children
-            if default is None and seen_default:
-                errors.append(Diagnostic(f"parameter '{pname}' without a default follows one with a default", p(pname)))
-            seen_default |= default is not None
-            if any(pname.value == q for q, _ in params):
-                errors.append(Diagnostic(f"block parameter '{pname}' declared twice", p(pname)))
-            params.append((pname.value, default))
-        if name.value in op_table.REGISTRY:
-            errors.append(Diagnostic(f"block '{name}' has the name of an op", p(name), "choose another name"))
-        elif name.value in mod.blocks:
-            errors.append(Diagnostic(f"block '{name}' defined twice", p(name),
-                                     f"first defined at {mod.blocks[name.value].pos}"))
-        mod.blocks[name.value] = BlockValue(name.value, tuple(params), body, mod, p(name))
-    elif kind == "network_decl":
+        mod.variants[name.value] = ([(a.name, a.value) for a in item.assigns], p(name))
+    elif isinstance(item, syntax.BlockDecl):
+        _index_block(mod, item, errors)
+    elif isinstance(item, syntax.NetworkDecl):
         if mod.network is not None:
             errors.append(Diagnostic("a spec has one network", pos_of(item, mod.file), f"the first is at {mod.network_pos}"))
-        mod.network, mod.network_pos = item.children[0], pos_of(item, mod.file)
-    elif kind == "budget_stmt":
+        mod.network, mod.network_pos = item.body, pos_of(item, mod.file)
+    elif isinstance(item, syntax.Budget):
         mod.budgets.append(item)
-    elif kind == "init_decl":
+    elif isinstance(item, syntax.InitDecl):
         mod.inits.append(item)
 
 
-def _resolve_use(mod: SpecModule, item: Tree, root: Path, limits: Limits, errors: list[Diagnostic], stack,
+def _index_block(mod: SpecModule, item: syntax.BlockDecl, errors: list[Diagnostic]) -> None:
+    p = lambda x: pos_of(x, mod.file)  # noqa: E731
+    name = item.name
+    params = []
+    seen_default = False
+    for prm in item.params:
+        pname, default = prm.name, prm.default
+        if default is None and seen_default:
+            errors.append(Diagnostic(f"parameter '{pname}' without a default follows one with a default", p(pname)))
+        seen_default |= default is not None
+        if any(pname.value == q for q, _ in params):
+            errors.append(Diagnostic(f"block parameter '{pname}' declared twice", p(pname)))
+        params.append((pname.value, default))
+    if name.value in op_table.REGISTRY:
+        errors.append(Diagnostic(f"block '{name}' has the name of an op", p(name), "choose another name"))
+    elif name.value in mod.blocks:
+        errors.append(Diagnostic(f"block '{name}' defined twice", p(name),
+                                 f"first defined at {mod.blocks[name.value].pos}"))
+    mod.blocks[name.value] = BlockValue(name.value, tuple(params), item.body, mod, p(name))
+
+
+def _resolve_use(mod: SpecModule, item: syntax.UseDecl, root: Path, limits: Limits, errors: list[Diagnostic], stack,
                  done: dict) -> None:
-    tok = item.children[0]
+    tok = item.path
     where = pos_of(tok, mod.file)
     rel = tok.value[1:-1]
     hint = "use a relative path to a .arch file inside the spec's folder"

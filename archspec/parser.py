@@ -4,16 +4,23 @@ The parser is Lark's standalone one, generated from grammar/archspec.lark into v
 (scripts/gen_parser.py), so that loading a spec imports neither lark nor its grammar compiler."""
 from __future__ import annotations
 
+import re
 import threading
 from functools import lru_cache
 
 from .vendor import lark_parser
+from .syntax import Spec, build
 from .errors import Diagnostic, Pos, SpecError
 from .vendor.lark_parser import (Lark, Token, Tree, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput,
                                UnexpectedToken)
 from .resources import grammar_file
 
-__all__ = ["Token", "Tree", "parse", "pos_of"]
+__all__ = ["KEYWORDS", "RESERVED", "Token", "Tree", "parse", "pos_of"]
+
+# The language's keywords, written once: the words the grammar quotes (read off the vendored copy, so no file
+# is opened). `training` is only a keyword right after `output`; elsewhere it is an ordinary name.
+KEYWORDS = frozenset(re.findall(r'"([a-z]+)"', lark_parser.GRAMMAR))
+RESERVED = KEYWORDS - {"training"}  # the words no assignment may bind
 
 # Display names for terminals in "expected ..." messages.
 _PRETTY = {
@@ -123,12 +130,13 @@ def _describe(tok: Token) -> str:
     return f"'{tok.value}'"
 
 
-_TREES: dict[tuple[str, str], Tree] = {}
+_TREES: dict[tuple[str, str, int], Spec] = {}
 _TREE_CACHE_SIZE = 64
 
 
-def parse(text: str, file: str, max_nesting: int = _MAX_NESTING) -> Tree:
-    """Parse spec text; raise SpecError with file:line:col on a syntax error.
+def parse(text: str, file: str, max_nesting: int = _MAX_NESTING) -> Spec:
+    """Parse spec text into its typed syntax tree (syntax.py); raise SpecError with file:line:col on a
+    syntax error.
 
     Trees are cached by (text, file): loading the same spec at another variant or parameter set,
     as analyze/diff/check do, parses it once. Trees are never mutated after parsing."""
@@ -138,7 +146,7 @@ def parse(text: str, file: str, max_nesting: int = _MAX_NESTING) -> Tree:
         return tree
     _STATE.text, _STATE.max_nesting = text, max_nesting
     try:
-        tree = _parser().parse(text)
+        tree = build(_parser().parse(text))
     except _Misplaced as exc:
         pos = pos_of(exc.tok, file)
         if exc.width:

@@ -48,7 +48,7 @@ class BlockValue:
 
     name: str
     params: tuple[tuple[str, Any], ...]   # (name, default expression tree or None)
-    body: Any                             # the body's parse tree
+    body: Any                             # the body: a syntax.Body
     module: Any                           # the SpecModule it was defined in
     pos: Pos
 

@@ -16,7 +16,8 @@ from ..ir import Architecture, Scope
 from ..limits import DEFAULT_LIMITS, Limits, gc_paused
 from ..lower import lower
 from ..modules import SpecModule, display_name, read_module
-from ..parser import Token, Tree, parse
+from .. import syntax
+from ..parser import Token, parse
 
 ERROR, WARNING, INFO = 1, 2, 3  # LSP's DiagnosticSeverity values
 
@@ -252,79 +253,89 @@ def definitions(text: str, file: str) -> tuple[list[Definition], bool]:
         return [], False
     except RecursionError:
         return [], False
-    out: list[Definition] = []
+    found = _Declarations(text, file)
+    for item in tree.items:
+        handler = found.handlers.get(type(item))
+        if handler is not None:
+            handler(item)
+    return found.out, True
 
-    def src(node) -> str:
+
+class _Declarations:
+    """Collects the Definitions of one spec's syntax tree: one method per kind of declaration."""
+
+    def __init__(self, text: str, file: str):
+        self.text, self.file = text, file
+        self.out: list[Definition] = []
+        self.handlers = {syntax.ParamDecl: self.param_decl, syntax.InputDecl: self.input_decl,
+                         syntax.VariantDecl: self.variant_decl, syntax.BlockDecl: self.block_decl,
+                         syntax.NetworkDecl: self.network_decl}
+
+    def src(self, node) -> str:
         if isinstance(node, Token):
             return node.value
         meta = getattr(node, "meta", None)
         if node is None or meta is None or getattr(meta, "empty", True):
             return ""
-        return text[meta.start_pos:meta.end_pos]
+        return self.text[meta.start_pos:meta.end_pos]
 
-    def pos(tok: Token) -> Pos:
-        return Pos(file, tok.line, tok.column, tok.end_line, tok.end_column)
+    def pos(self, tok: Token) -> Pos:
+        return Pos(self.file, tok.line, tok.column, tok.end_line, tok.end_column)
 
-    def span(t: Tree):
+    @staticmethod
+    def span(t):
         m = t.meta
         return (m.line, m.column, m.end_line, m.end_column) if not getattr(m, "empty", True) else None
 
-    def body(t, within):
+    def add(self, tok: Token, kind: str, within, detail: str = "", extent=None) -> None:
+        self.out.append(Definition(tok.value, kind, self.pos(tok), within, detail, extent))
+
+    def body(self, body: syntax.Body, within) -> None:
         """Names bound inside a body (assignments, saves, loop variables), visible within it."""
-        stack = [t]
-        while stack:
-            node = stack.pop()
-            if not isinstance(node, Tree):
-                continue
-            if node.data == "assign":
-                out.append(Definition(node.children[0].value, "value", pos(node.children[0]), within,
-                                      src(node.children[1])))
-            elif node.data == "save_stmt":
-                out.append(Definition(node.children[0].value, "saved tensor", pos(node.children[0]), within))
-            elif node.data == "repeat_stmt" and node.children[1] is not None:
-                out.append(Definition(node.children[1].value, "loop variable", pos(node.children[1]), within))
-            elif node.data == "for_stmt":
-                for tok in node.children[0].children:
-                    out.append(Definition(tok.value, "loop variable", pos(tok), within))
-            stack.extend(reversed(node.children))
+        for node in syntax.statements(body):
+            if isinstance(node, syntax.Assign):
+                self.add(node.name, "value", within, self.src(node.value))
+            elif isinstance(node, syntax.Save):
+                self.add(node.name, "saved tensor", within)
+            elif isinstance(node, syntax.Repeat) and node.var is not None:
+                self.add(node.var, "loop variable", within)
+            elif isinstance(node, syntax.For):
+                for tok in node.targets.items:
+                    self.add(tok, "loop variable", within)
 
-    for item in tree.children:
-        kind = item.data
-        if kind == "param_decl":
-            out.append(Definition(item.children[0].value, "param", pos(item.children[0]), None, src(item.children[1])))
-        elif kind == "input_decl":
-            out.append(Definition(item.children[0].value, "input", pos(item.children[0]), None, src(item.children[1])))
-        elif kind == "variant_decl":
-            name, *assigns = item.children
-            out.append(Definition(name.value, "variant", pos(name), None, src(item), span(item)))
-            for a in assigns:
-                out.append(Definition(a.children[0].value, "variant value", pos(a.children[0]), None,
-                                      f"{name.value}: {src(a.children[1])}"))
-        elif kind == "block_decl":
-            name, params, block_body = item.children
-            within = span(item)
-            out.append(Definition(name.value, "block", pos(name), None, block_signature(text, item), within))
-            for prm in (params.children if params is not None else []):
-                if prm is not None:
-                    out.append(Definition(prm.children[0].value, "block parameter", pos(prm.children[0]), within,
-                                          src(prm.children[1]) if prm.children[1] is not None else ""))
-            body(block_body, within)
-        elif kind == "network_decl":
-            extent = span(item)
-            if extent is not None:
-                out.append(Definition("network", "network", Pos(file, extent[0], extent[1], extent[0], extent[1] + 7),
-                                      None, "", extent))
-            body(item.children[0], extent)
-    return out, True
+    def param_decl(self, item: syntax.ParamDecl) -> None:
+        self.add(item.name, "param", None, self.src(item.value))
+
+    def input_decl(self, item: syntax.InputDecl) -> None:
+        self.add(item.name, "input", None, self.src(item.shape))
+
+    def variant_decl(self, item: syntax.VariantDecl) -> None:
+        self.add(item.name, "variant", None, self.src(item), self.span(item))
+        for a in item.assigns:
+            self.add(a.name, "variant value", None, f"{item.name.value}: {self.src(a.value)}")
+
+    def block_decl(self, item: syntax.BlockDecl) -> None:
+        within = self.span(item)
+        self.add(item.name, "block", None, block_signature(self.text, item), within)
+        for prm in item.params:
+            self.add(prm.name, "block parameter", within, self.src(prm.default) if prm.default is not None else "")
+        self.body(item.body, within)
+
+    def network_decl(self, item: syntax.NetworkDecl) -> None:
+        extent = self.span(item)
+        if extent is not None:
+            self.out.append(Definition("network", "network", Pos(self.file, extent[0], extent[1], extent[0],
+                                                                 extent[1] + 7), None, "", extent))
+        self.body(item.body, extent)
 
 
-def block_signature(text: str, block_decl: Tree) -> str:
+def block_signature(text: str, block_decl: syntax.BlockDecl) -> str:
     """`bottleneck(planes, stride = 1)`: the block's header as written."""
-    name, params, _ = block_decl.children
+    params = block_decl.params_meta
     inner = ""
-    if params is not None and not getattr(params.meta, "empty", True):
-        inner = " ".join(text[params.meta.start_pos:params.meta.end_pos].split())
-    return f"{name.value}({inner})"
+    if params is not None and not getattr(params, "empty", True):
+        inner = " ".join(text[params.start_pos:params.end_pos].split())
+    return f"{block_decl.name.value}({inner})"
 
 
 def doc_comment(text: str, line: int) -> str:

@@ -10,12 +10,12 @@ from .. import ops as op_table
 from ..analysis import Layer, human, macs_text
 from ..expressions import ExprEvaluator
 from ..limits import DEFAULT_LIMITS
-from ..resources import grammar_file
 from ..ops.base import _REQUIRED, spec_repr
+from ..parser import KEYWORDS as GRAMMAR_KEYWORDS
 from .document import Analysis, Definition, doc_comment, use_targets
 
 # The language's words, from where they are defined: the grammar's quoted words and the evaluator's builtins.
-KEYWORDS = tuple(sorted(set(re.findall(r'"([a-z]+)"', grammar_file().read_text(encoding="utf-8")))))
+KEYWORDS = tuple(sorted(GRAMMAR_KEYWORDS))
 BUILTINS = tuple(ExprEvaluator("", DEFAULT_LIMITS).builtins)
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

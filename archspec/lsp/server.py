@@ -306,6 +306,14 @@ def _markup(text: str) -> t.MarkupContent:
 def build_server() -> ArchspecServer:
     """The server with its features registered."""
     server = ArchspecServer()
+    _register_sync(server)
+    _register_navigation(server)
+    _register_views(server)
+    return server
+
+
+def _register_sync(server: ArchspecServer) -> None:
+    """The document's life: open, change, save, close, and the settings."""
 
     @server.feature(t.INITIALIZE)
     def initialize(ls: ArchspecServer, params: t.InitializeParams):
@@ -339,6 +347,10 @@ def build_server() -> ArchspecServer:
         if st is not None and st.pending is not None:
             st.pending.cancel()
         ls.forget(params.text_document.uri)
+
+
+def _register_navigation(server: ArchspecServer) -> None:
+    """Requests at a position: hover, definition, completion, signature help."""
 
     @server.feature(t.TEXT_DOCUMENT_HOVER)
     async def hover(ls: ArchspecServer, params: t.HoverParams):
@@ -377,6 +389,10 @@ def build_server() -> ArchspecServer:
         info = t.SignatureInformation(label=sig.label, documentation=_markup(sig.doc) if sig.doc else None,
                                       parameters=[t.ParameterInformation(label=p) for p in sig.params])
         return t.SignatureHelp(signatures=[info], active_signature=0, active_parameter=sig.active)
+
+
+def _register_views(server: ArchspecServer) -> None:
+    """Requests about the whole document: its symbols, its formatting, its inlay hints."""
 
     @server.feature(t.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     async def document_symbol(ls: ArchspecServer, params: t.DocumentSymbolParams):
@@ -423,8 +439,6 @@ def build_server() -> ArchspecServer:
             hints.append(t.InlayHint(position=t.Position(line - 1, ls.to_client(text, len(text.rstrip()) + 1)),
                                      label=label, kind=t.InlayHintKind.Type, padding_left=True))
         return hints
-
-    return server
 
 
 def main() -> int:
