@@ -130,13 +130,13 @@ def cpu_section(models, batches, args) -> None:
         for r in range(args.loads):  # alternate who loads first
             for key, data in (("ours", ours), ("theirs", theirs))[::1 if r % 2 == 0 else -1]:
                 t0 = time.perf_counter()
-                Session(data, providers="cpu", threads=args.threads)
+                Session(data, providers="cpu", threads=args.threads, spinning=False)
                 loads[key].append((time.perf_counter() - t0) * 1e3)
         load = {k: float(np.median(v)) for k, v in loads.items()}
-        s_ours = Session(ours, providers="cpu", threads=args.threads)
-        s_theirs = Session(theirs, providers="cpu", threads=args.threads)
-        s_theirs_b = Session(theirs, providers="cpu", threads=args.threads)
-        s_ours_b = Session(ours, providers="cpu", threads=args.threads)
+        s_ours = Session(ours, providers="cpu", threads=args.threads, spinning=False)
+        s_theirs = Session(theirs, providers="cpu", threads=args.threads, spinning=False)
+        s_theirs_b = Session(theirs, providers="cpu", threads=args.threads, spinning=False)
+        s_ours_b = Session(ours, providers="cpu", threads=args.threads, spinning=False)
         for batch in batches:
             x = torch.randn(batch, *shape)
             with torch.inference_mode():

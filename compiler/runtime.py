@@ -177,10 +177,11 @@ class Session:
 
     providers: None (CUDA first when available, CPU fallback), "cuda,cpu", or a list of short or full
     names. `fallback` holds the message when a requested provider could not be used (also warned).
-    threads: intra-op threads for the CPU provider (None: onnxruntime's default)."""
+    threads: intra-op threads for the CPU provider (None: onnxruntime's default). spinning: False stops idle
+    intra-op threads from busy-waiting (timing on a shared machine: a spinning thread steals the other's core)."""
 
     def __init__(self, model, providers: str | Sequence[str] | None = None, threads: int | None = None,
-                 optimization: str = "all"):
+                 optimization: str = "all", spinning: bool = True):
         import onnxruntime as ort
 
         chosen, notes = resolve_providers(providers)
@@ -192,6 +193,8 @@ class Session:
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[optimization]
         if threads:
             options.intra_op_num_threads = threads
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only: the CUDA provider is chatty about fallbacks
         self._weights = None
         if hasattr(model, "SerializeToString"):

@@ -462,3 +462,13 @@ def test_model_over_protobufs_limit_runs_with_its_weights_apart(two_heads, monke
     for got, want in zip(session.run(x), expected):
         np.testing.assert_array_equal(got, want)
     assert all(t.raw_data for t in model.graph.initializer)  # the caller's model is left whole
+
+
+def test_session_can_stop_idle_threads_spinning():
+    """Timing (archspec bench, benchmarks/onnx_runtime.py) runs without busy-waiting intra-op threads."""
+    model = to_onnx(archspec.load("lenet5"))
+    options = Session(model, providers="cpu", spinning=False).session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    with pytest.raises(RuntimeError):  # onnxruntime's default (spinning) unless asked
+        Session(model, providers="cpu").session.get_session_options().get_session_config_entry(
+            "session.intra_op.allow_spinning")

@@ -54,7 +54,7 @@ def run(args) -> int:
     with warnings.catch_warnings(record=True), progress(f"loading {label}"):  # the fallback note comes below, once
         warnings.simplefilter("always")
         try:
-            sess = Session(model, providers=args.provider, threads=args.threads)
+            sess = Session(model, providers=args.provider, threads=args.threads, spinning=False)  # timing
         except (RuntimeError, OSError) as exc:  # onnxruntime's Fail, InvalidGraph, NotImplemented... are these
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise SpecError(f"onnxruntime cannot load {label}: {first[:300]}") from None
