@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import gc
 import keyword
 import math
 from importlib import resources
@@ -75,25 +76,32 @@ def _lit(value) -> ast.expr:
     raise TypeError(f"no Python literal for a {type(value).__name__}")
 
 
-class _Fill(ast.NodeTransformer):
-    """Replaces the placeholder names of one of our templates by nodes."""
+@functools.lru_cache(maxsize=None)
+def _template(text: str, mode: str) -> ast.AST:
+    """One of our templates, parsed once (a model of 49,000 layers fills the same few templates again)."""
+    return ast.parse(text, mode=mode)
 
-    def __init__(self, subs: dict[str, ast.AST]):
-        self.subs = subs
 
-    def visit_Name(self, node: ast.Name) -> ast.AST:
-        return self.subs.get(node.id, node)
+def _fill(node, subs: dict[str, ast.AST]):
+    """A copy of a template's tree with its placeholder names replaced by nodes (the cached tree is kept)."""
+    if isinstance(node, ast.Name) and node.id in subs:
+        return subs[node.id]
+    if isinstance(node, list):
+        return [_fill(n, subs) for n in node]
+    if not isinstance(node, ast.AST):
+        return node
+    return type(node)(**{f: _fill(v, subs) for f, v in ast.iter_fields(node)})
 
 
 def _expr(template: str, **subs: ast.AST) -> ast.expr:
     """An expression from our own template text, its upper-case placeholders replaced by nodes."""
-    return _Fill(subs).visit(ast.parse(template, mode="eval").body)
+    return _fill(_template(template, "eval").body, subs)
 
 
 def _stmts(template: str, **subs: ast.AST) -> list[ast.stmt]:
     """Statements from our own template text (a placeholder statement `DOC` becomes a docstring)."""
     subs = {k: ast.Constant(v) if isinstance(v, str) else v for k, v in subs.items()}
-    return _Fill(subs).visit(ast.parse(template)).body
+    return _fill(_template(template, "exec").body, subs)
 
 
 def _call(func: ast.expr, args: list[ast.expr], kwargs: dict[str, ast.expr] | None = None) -> ast.Call:
@@ -128,8 +136,7 @@ def _path(parts: list[str]) -> ast.expr:
     """The expression that reaches a submodule: self.layer1, getattr(self, '0').conv1."""
     out: ast.expr = _name("self")
     for part in parts:
-        out = ast.Attribute(out, part, _LOAD) if _attr_ok(part) else _expr("getattr(OBJ, NAME)", OBJ=out,
-                                                                            NAME=ast.Constant(part))
+        out = ast.Attribute(out, part, _LOAD) if _attr_ok(part) else _call(_name("getattr"), [out, ast.Constant(part)])
     return out
 
 
@@ -568,7 +575,15 @@ def emit_python(arch: Architecture, inplace: bool = True, command: str | None = 
                 outputs: list[str] | None = None) -> str:
     """Readable, standalone PyTorch source (imports only torch) for `arch`. outputs: feature taps
     (layer or scope names): forward returns {name: tensor} and only what they need is built."""
-    return _render(*_file(arch, inplace, command, outputs))
+    # A big model's syntax tree is a million small objects without cycles: the cyclic collector's passes over
+    # them took half the time of a 49,000-layer file (tests/test_hostile.py bounds compile at 10 s of CPU).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _render(*_file(arch, inplace, command, outputs))
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _file(arch: Architecture, inplace: bool, command: str | None, outputs: list[str] | None) \
