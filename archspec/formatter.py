@@ -1,7 +1,8 @@
 """`archspec fmt`: rewrite a spec in canonical form, keeping its comments and its line structure.
 
-A token-stream re-indenter, not a pretty-printer of the parse tree, so comments, blank lines and the
-author's choice of one statement per line or `;`-joined short lines all survive. The rules:
+A re-indenter of the parser's own token stream (parser.lex: the lexer's tokens and the comments it skips),
+not a pretty-printer of the parse tree, so comments, blank lines and the author's choice of one statement
+per line or `;`-joined short lines all survive. The rules:
 
 - indentation is 4 spaces per open `{ }` body; a line that starts with `}` sits at its opener's level;
 - a continuation line inside ( ) or [ ] keeps its offset from the statement's first line, or stays aligned
@@ -19,24 +20,17 @@ The result is checked: it must parse to the same tree as the input, else the inp
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from .errors import Diagnostic, Pos, SpecError
-from .parser import KEYWORDS as _GRAMMAR_KEYWORDS
+from .parser import KEYWORDS as _GRAMMAR_KEYWORDS, lex
 
 INDENT = 4
 
-_TOKEN = re.compile(r"""
-    (?P<ws>[ \t\f]+)
-  | (?P<cont>\\\r?\n)
-  | (?P<nl>\r?\n)
-  | (?P<comment>\#[^\n]*)
-  | (?P<number>(\d[\d_]*(\.\d[\d_]*)?|\.\d[\d_]*)([eE][+-]?\d+)?[KMG]?)
-  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<string>"[^"\n]*"|'[^'\n]*')
-  | (?P<op>\*\*|//|==|!=|<=|>=|[<>=+\-*/%()\[\]{},:;.])
-""", re.X)
+# The lexer's terminals as the formatter's kinds of token: the grammar's quoted words are names, its other
+# quoted strings operators. A label is one token to the lexer (block1-0, or layer and _x around {i}).
+_KINDS = {"NAME": "name", "LABEL": "name", "LABEL_HEAD": "name", "LABEL_TAIL": "name", "NUMBER": "number",
+          "STRING": "string", "COMMENT": "comment"}
 
 # Names that act as operators or start a clause: spaced like operators, and an opening bracket after
 # them is a list or a parenthesised expression, not a call or an index. The constants are values, and
@@ -54,6 +48,7 @@ class Tok:
     gap: int        # width of the whitespace before it on its line (-1 at the line start)
     role: str = ""  # for braces: "body" or "label"; for ':' "slice"; for +/- "unary"
     line: int = 0   # index of its physical line
+    term: str = ""  # the lexer's terminal
 
 
 @dataclass
@@ -64,41 +59,34 @@ class Line:
 
 
 def _tokenize(text: str, file: str) -> list[Line]:
+    """The lexer's tokens (parser.lex) in physical lines, with their columns and the blanks before them.
+    Between two tokens lie only what the grammar ignores: blanks, newlines and backslash-newlines."""
     lines: list[Line] = []
     cur: list[Tok] = []
-    col = 0
-    gap = -1
-    indent = 0
-    pos = 0
-    lineno = 1
-    line_start = 0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if m is None:
-            raise SpecError(Diagnostic(f"unexpected character {text[pos]!r}", Pos(file, lineno, pos - line_start + 1),
-                                       "remove it, or check for a typo"))
-        kind, value = m.lastgroup, m.group()
-        if kind == "ws":
-            width = len(value.expandtabs(INDENT)) if "\t" in value else len(value)
-            if not cur and gap == -1:
-                indent = width
-            else:
-                gap = width
-            col += width
-        elif kind in ("nl", "cont"):
-            if kind == "cont":
+    col, gap, indent, pos = 0, -1, 0, 0
+    for tok in [*(t for t in lex(text, file) if t.type != "_NL"), None]:
+        for k, piece in enumerate(text[pos:len(text) if tok is None else tok.start_pos].split("\n")):
+            if k:
+                lines.append(Line(indent, cur))
+                cur, col, gap, indent = [], 0, -1, 0
+            blank = piece.rstrip("\\")
+            if blank:
+                width = len(blank.expandtabs(INDENT)) if "\t" in blank else len(blank)
+                if not cur and gap == -1:
+                    indent = width
+                else:
+                    gap = width
+                col += width
+            if blank != piece:  # a backslash-newline
                 cur.append(Tok("cont", "\\", col, max(gap, 0) if cur else -1))
-            lines.append(Line(indent, cur))
-            cur, col, gap, indent = [], 0, -1, 0
-            lineno += 1
-            line_start = m.end()
-        else:
-            if kind == "comment":
-                value = value.rstrip()
-            cur.append(Tok(kind, value, col, gap if cur else -1))
-            col += len(value)
-            gap = 0
-        pos = m.end()
+        if tok is None:
+            break
+        kind = _KINDS.get(tok.type) or ("name" if tok.value.isidentifier() else "op")
+        value = tok.value.rstrip() if kind == "comment" else tok.value
+        cur.append(Tok(kind, value, col, gap if cur else -1, term=tok.type))
+        col += len(value)
+        gap = 0
+        pos = tok.end_pos
     lines.append(Line(indent, cur))
     return lines
 
@@ -112,54 +100,32 @@ def _mark_roles(lines: list[Line]) -> None:
             t.line = k
             if t.kind not in ("comment", "cont"):
                 toks.append(t)
-    match = _match_braces(toks)
-    _mark_label_braces(toks, match)
+    _mark_labels(toks)
     for t in toks:
         if t.text in "{}" and t.kind == "op" and not t.role:
             t.role = "body"
     _mark_slices_and_unary(toks)
-    _mark_dashed_labels(toks, match)
     _mark_continuations(lines)
 
 
-def _match_braces(toks: list[Tok]) -> dict[int, int]:
-    """The index of each `{`'s closing `}`."""
-    match: dict[int, int] = {}
-    stack: list[int] = []
+def _mark_labels(toks: list[Tok]) -> None:
+    """Mark the braces of an interpolated label (layer{i + 1}:), and the pieces of a label with '-' or a
+    leading digit (block1-0:, block{i}-{j}:, 0:), which stay glued to each other and to ':'."""
     for i, t in enumerate(toks):
-        if t.text == "{" and t.kind == "op":
-            stack.append(i)
-        elif t.text == "}" and t.kind == "op" and stack:
-            match[stack.pop()] = i
-    return match
-
-
-def _mark_label_braces(toks: list[Tok], match: dict[int, int]) -> None:
-    """A label brace follows a name (or another label brace) and its group is followed by more label parts
-    and then ':'.  `repeat n {` is followed by a line end instead."""
-    for i, t in enumerate(toks):
-        if t.text != "{" or t.kind != "op" or i not in match:
+        if t.term not in ("LABEL", "LABEL_HEAD"):
             continue
-        prev = toks[i - 1] if i else None
-        if prev is None or not (prev.kind == "name" and (prev.text not in KEYWORDS or t.gap == 0)
-                                or prev.role == "label_close" or _label_word(prev) and t.gap == 0):
-            continue
-        j = match[i] + 1
-        is_label = False
-        while j < len(toks) and toks[j].line == t.line:  # a label sits on one line
+        pieces, inside, j = [t], False, i + 1
+        while t.term == "LABEL_HEAD" and (inside or toks[j].text != ":"):  # no braces nest in a label's {expr}
             nxt = toks[j]
-            if nxt.text == ":" and nxt.kind == "op":
-                is_label = True
-                break
-            if nxt.kind == "name" and nxt.text not in KEYWORDS or _label_word(nxt) and nxt.gap == 0:
-                j += 1
-            elif nxt.text == "{" and j in match:
-                j = match[j] + 1
-            else:
-                break
-        if is_label:
-            t.role = "label"
-            toks[match[i]].role = "label_close"
+            if nxt.kind == "op" and nxt.text in "{}":
+                inside = nxt.text == "{"
+                nxt.role = "label" if inside else "label_close"
+            elif nxt.term == "LABEL_TAIL":
+                pieces.append(nxt)
+            j += 1
+        if any("-" in p.text or p.text[0].isdigit() for p in pieces):
+            for p in pieces:
+                p.role = "labelword"
 
 
 def _mark_slices_and_unary(toks: list[Tok]) -> None:
@@ -194,37 +160,6 @@ def _mark_continuations(lines: list[Line]) -> None:
                 depth = max(0, depth - 1)
             elif t.kind == "cont":
                 after_backslash = True
-
-
-def _label_word(t: Tok) -> bool:
-    """A piece a dashed label is glued from: a name, a number or '-' (block1-0 tokenizes as three)."""
-    return t.kind in ("name", "number") or t.kind == "op" and t.text == "-"
-
-
-def _mark_dashed_labels(toks: list[Tok], match: dict[int, int]) -> None:
-    """Mark the pieces of a label with '-' or a leading digit (block1-0:, block{i}-{j}:, 0:) at a
-    statement's start, so that they stay glued: such a label is one token to the parser."""
-    for i, t in enumerate(toks):
-        prev = toks[i - 1] if i else None
-        if not (prev is None or prev.line != t.line or prev.kind == "op" and prev.text in (";", "{", "}")
-                and prev.role not in ("label", "label_close")) or not _label_word(t) or t.text == "-":
-            continue
-        run, j = [t], i + 1
-        while j < len(toks) and toks[j].line == t.line and toks[j].gap == 0:
-            nxt = toks[j]
-            if nxt.role == "label" and j in match:
-                j = match[j] + 1
-                run.append(toks[j - 1])
-            elif _label_word(nxt) and nxt.role != "label_close":
-                run.append(nxt)
-                j += 1
-            else:
-                break
-        dashed = any(x.kind == "op" and x.text == "-" or x.kind == "number" for x in run)
-        if dashed and j < len(toks) and toks[j].kind == "op" and toks[j].text == ":" and toks[j].line == t.line:
-            for x in run:
-                if x.role != "label_close":
-                    x.role = "labelword"
 
 
 def _is_operator(t: Tok) -> bool:
@@ -304,6 +239,7 @@ def _drop_semicolons(lines: list[Line]) -> None:
 def format_text(text: str, file: str = "<text>") -> str:
     """The canonical form of a spec's text. Raises SpecError if the text does not parse."""
     from .parser import parse
+    lex(text, file)  # first: the parse that lexes `text` for _format also caches the tree that parse() returns
     before = parse(text, file)
     # Kept alignment depends on columns, which formatting moves: iterate to a fixed point, so that
     # formatting is idempotent; should that ever fail, drop alignment, which converges at once.

@@ -15,7 +15,7 @@ from .vendor.lark_parser import (Lark, Token, Tree, UnexpectedCharacters, Unexpe
                                UnexpectedToken)
 from .resources import grammar_file
 
-__all__ = ["KEYWORDS", "RESERVED", "Token", "Tree", "parse", "pos_of"]
+__all__ = ["KEYWORDS", "RESERVED", "Token", "Tree", "lex", "parse", "pos_of"]
 
 # The language's keywords, written once: the words the grammar quotes (read off the vendored copy, so no file
 # is opened). `training` is only a keyword right after `output`; elsewhere it is an ordinary name.
@@ -58,7 +58,10 @@ class _BracketNewlines:
         opened = _STATE.opened = []
         limit = getattr(_STATE, "max_nesting", _MAX_NESTING)
         prev = None
+        record = getattr(_STATE, "record", None)
         for tok in stream:
+            if record is not None:
+                record.append(tok)
             kind = tok.type
             if kind in _OPENERS:
                 opened.append(tok)
@@ -106,7 +109,14 @@ def _parser() -> Lark:
         # Only a checkout can get here: the grammar was edited and the parser not regenerated.
         raise SpecError(Diagnostic(f"{grammar_file()} changed since archspec/vendor/lark_parser.py was made", None,
                                    "run: python scripts/gen_parser.py"))
-    return lark_parser.Lark_StandAlone(postlex=_BracketNewlines())
+    return lark_parser.Lark_StandAlone(postlex=_BracketNewlines(), lexer_callbacks={"COMMENT": _record_comment})
+
+
+def _record_comment(tok: Token) -> Token:
+    record = getattr(_STATE, "record", None)
+    if record is not None:
+        record.append(tok)
+    return tok
 
 
 def _pretty_terminal(name: str) -> str:
@@ -132,6 +142,8 @@ def _describe(tok: Token) -> str:
 
 _TREES: dict[tuple[str, str, int], Spec] = {}
 _TREE_CACHE_SIZE = 64
+_TOKENS: dict[str, list[Token]] = {}
+_TOKEN_CACHE_SIZE = 8  # the formatter lexes a text and its formatted form
 
 
 def parse(text: str, file: str, max_nesting: int = _MAX_NESTING) -> Spec:
@@ -140,10 +152,27 @@ def parse(text: str, file: str, max_nesting: int = _MAX_NESTING) -> Spec:
 
     Trees are cached by (text, file): loading the same spec at another variant or parameter set,
     as analyze/diff/check do, parses it once. Trees are never mutated after parsing."""
-    key = (text, file, max_nesting)
-    tree = _TREES.get(key)
-    if tree is not None:
-        return tree
+    tree = _TREES.get((text, file, max_nesting))
+    return tree if tree is not None else _parse(text, file, max_nesting)
+
+
+def lex(text: str, file: str) -> list[Token]:
+    """The tokens the parser reads in `text`, in order, with the comments it skips (COMMENT) and the
+    newlines it drops inside brackets (_NL); what lies between them is blanks, newlines and backslash-newlines.
+    The formatter lays these out. The lexer is contextual, so this parses `text`, raising SpecError as
+    parse() does; tokens are cached like trees, and must not be mutated."""
+    toks = _TOKENS.get(text)
+    if toks is None:
+        _STATE.record = toks = []
+        try:
+            _parse(text, file, _MAX_NESTING)
+        finally:
+            _STATE.record = None
+        _remember(_TOKENS, text, toks, _TOKEN_CACHE_SIZE)
+    return toks
+
+
+def _parse(text: str, file: str, max_nesting: int) -> Spec:
     _STATE.text, _STATE.max_nesting = text, max_nesting
     try:
         tree = build(_parser().parse(text))
@@ -156,10 +185,14 @@ def parse(text: str, file: str, max_nesting: int = _MAX_NESTING) -> Spec:
         raise SpecError(_syntax_diagnostic(exc, text, file)) from None
     finally:
         _STATE.text = ""
-    if len(_TREES) >= _TREE_CACHE_SIZE:
-        _TREES.pop(next(iter(_TREES)))
-    _TREES[key] = tree
+    _remember(_TREES, (text, file, max_nesting), tree, _TREE_CACHE_SIZE)
     return tree
+
+
+def _remember(cache: dict, key, value, size: int) -> None:
+    if key not in cache and len(cache) >= size:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
 
 
 def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:

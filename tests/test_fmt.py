@@ -54,6 +54,14 @@ def body(line: str) -> str:
     ("y = ( 1 , )", "y = (1,)"),
     ("y = 26M+1_000", "y = 26M + 1_000"),
     ("y = 'a'", "y = 'a'"),
+    # the lexer reads a keyword label's head and its {expr} as a label, spaced or not
+    ("block {3}: conv(8, 3)", "block{3}: conv(8, 3)"),
+    ("for i in [1] { for j in [2] { block{ i } - {j}: relu() } }",
+     "for i in [1] { for j in [2] { block{i}-{j}: relu() } }"),
+    ("block1-0 : conv(8, 3)", "block1-0: conv(8, 3)"),
+    ("0 : conv(8, 3)", "0: conv(8, 3)"),
+    # a dashed label after the two spaces of the zoo's style
+    ("relu();    b1-0: relu()", "relu();  b1-0: relu()"),
 ])
 def test_canonical_spacing(written, canonical):
     assert format_text(body(written)) == body(canonical)
@@ -98,6 +106,36 @@ def test_label_keywords_and_interpolated_labels_keep_their_meaning(tmp_path):
         (tmp_path / name).write_text(src)
     assert [n.name for n in archspec.load(tmp_path / "a.arch").nodes] == \
            [n.name for n in archspec.load(tmp_path / "b.arch").nodes] == ["block.0", "stage1_x", "stage2_x"]
+
+
+def test_backslash_continuation_and_tabs():
+    text = HEAD + "network {\n\tconv(8,\\\n\t\t3)  # c\n}\n"
+    assert format_text(text) == HEAD + "network {\n    conv(8, \\\n        3)  # c\n}\n"
+
+
+@pytest.mark.parametrize("broken, message", [("network {\n", "does not parse"),
+                                             (HEAD + "network { relu() }\n", "changed the meaning")])
+def test_a_formatter_bug_leaves_the_file_alone(monkeypatch, broken, message):
+    from archspec import formatter
+    monkeypatch.setattr(formatter, "_format", lambda text, file, align=True: broken)
+    with pytest.raises(SpecError, match=message):
+        format_text(HEAD + "network { conv(8, 3) }\n")
+
+
+@pytest.mark.parametrize("path", ZOO_FILES, ids=lambda p: p.name)
+def test_the_lexer_gives_every_token_and_comment(path):
+    """The formatter's only tokenizer is the parser's lexer: between its tokens lie only the blanks, newlines and
+    backslash-newlines the grammar ignores, and comments come in order with the rest."""
+    from archspec.parser import lex
+    text = path.read_text()
+    toks = lex(text, str(path))
+    pos = 0
+    for tok in toks:
+        assert tok.start_pos >= pos and not text[pos:tok.start_pos].replace("\\\n", "").strip(" \t\f\n"), tok
+        pos = tok.end_pos
+    assert not text[pos:].strip()
+    assert [t.value.rstrip() for t in toks if t.type == "COMMENT"] == _comments(text)
+    assert lex(text, str(path)) is toks  # cached, like trees
 
 
 def test_syntax_error_is_reported_with_position_and_nothing_is_written(tmp_path, capsys):
@@ -208,30 +246,31 @@ def _perturb(text: str, seed: int) -> str:
     words would merge), blank lines, and redundant ';' (never inside brackets or before a continuation)."""
     import random
 
-    from archspec.formatter import _TOKEN
+    from archspec.parser import lex
     rng = random.Random(seed)
+    by_line: dict[int, list] = {}
+    for tok in lex(text, "perturbed.arch"):
+        if tok.type != "_NL":
+            by_line.setdefault(tok.line, []).append(tok)
     out_lines = []
     depth = 0
-    for line in text.split("\n"):
-        toks = [m for m in _TOKEN.finditer(line) if m.lastgroup != "ws"]
+    for k, line in enumerate(text.split("\n"), 1):
+        toks = by_line.get(k, [])
         parts = [" " * rng.randint(0, 9)]
         prev = None
-        for m in toks:
-            kind, value = m.lastgroup, m.group()
+        for tok in toks:
             if prev is not None:
-                word = prev in ("name", "number") and kind in ("name", "number")
-                parts.append(" " * rng.randint(1 if word or kind == "comment" else 0, 3))
-            parts.append(value)
-            if kind == "op" and value in "([":
-                depth += 1
-            elif kind == "op" and value in ")]":
-                depth -= 1
-            prev = kind
-        if toks and toks[-1].group() not in ("\\",) and depth == 0 and toks[-1].lastgroup != "comment" \
-                and rng.random() < 0.2:
+                word = (prev.value[-1] + tok.value[0]).replace("_", "a").isalnum()  # two words would merge
+                parts.append(" " * rng.randint(1 if word or tok.type == "COMMENT" else 0, 3))
+            parts.append(tok.value.rstrip() if tok.type == "COMMENT" else tok.value)
+            depth += (tok.value in ("(", "[")) - (tok.value in (")", "]"))
+            prev = tok
+        if line.rstrip().endswith("\\") and not (toks and toks[-1].type == "COMMENT"):
+            parts.append(" \\")
+        elif toks and depth == 0 and toks[-1].type != "COMMENT" and rng.random() < 0.2:
             parts.append(";")
         out_lines.append("".join(parts))
-        if depth == 0 and rng.random() < 0.1:
+        if depth == 0 and rng.random() < 0.1 and not line.rstrip().endswith("\\"):
             out_lines.append(" " * rng.randint(0, 4))
     return "\n".join(out_lines)
 
